@@ -1,0 +1,170 @@
+"""The daemon: wire the change log to Redis, and keep doing it through outages.
+
+One session = a LISTEN connection, a worker connection that holds the leader lock and claims
+batches, and the Redis client. The listener is connected (and LISTENing) before the first
+read, so a change committed at any moment is either read now or announced later; polling
+every ``poll_interval`` covers a notification that never arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import redis.asyncio as redis
+import redis.exceptions
+
+from cdc_sio import capture, publish
+from cdc_sio.config import Config
+from cdc_sio.encoding import classic_channel, classic_message
+from cdc_sio.errors import ConfigError, EncodingError
+from cdc_sio.migrate import migrations, validate
+from cdc_sio.routing import route
+from cdc_sio.templates import TemplateError
+
+log = logging.getLogger("cdc_sio.daemon")
+
+RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, redis.exceptions.RedisError)
+
+
+class Backoff:
+    """Capped exponential delays with jitter, so a fleet of daemons does not retry in step."""
+
+    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
+        self.first, self.cap, self.attempt = first, cap, 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.first * 2**self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> None:
+    """Publish changes until *stop* is set (or, with *once*, until nothing is waiting)."""
+    client = publish.connect(config.redis.url)
+    backoff = Backoff()
+    outage_since: float | None = None
+    try:
+        while not stop.is_set():
+            try:
+                await _session(config, client, stop, once=once, on_connected=backoff.reset)
+                if outage_since is not None:
+                    log.info("outage_ended duration_s=%.1f", time.monotonic() - outage_since)
+                return
+            except RECOVERABLE as error:
+                if outage_since is None:
+                    outage_since = time.monotonic()
+                    log.warning("outage_started error=%s: %s", type(error).__name__, error)
+                await _wait_for(stop, backoff.next_delay())
+    finally:
+        await client.aclose()
+
+
+async def _session(
+    config: Config,
+    client: redis.Redis,
+    stop: asyncio.Event,
+    *,
+    once: bool,
+    on_connected: Callable[[], None],
+) -> None:
+    await validate(config)
+    listener = await capture.connect(config.postgres.dsn, "listener")
+    try:
+        worker = await capture.connect(config.postgres.dsn, "worker")
+        try:
+            await _check_migrated(worker)
+            wake, lost = asyncio.Event(), asyncio.Event()
+            listener.add_termination_listener(lambda _: lost.set())
+            await capture.listen(listener, wake)
+            while not await capture.try_lead(worker):
+                log.info("standby reason=another daemon holds the leader lock")
+                if await _wait_for(stop, config.daemon.poll_interval):
+                    return
+            await client.ping()
+            commit_timestamps = await capture.commit_timestamps_enabled(worker)
+            on_connected()
+            log.info("connected role=leader tables=%d", len(config.tables))
+            while not stop.is_set():
+                if lost.is_set():
+                    raise ConnectionError("the LISTEN connection was closed")
+                wake.clear()
+                count = await publish_batch(config, worker, client, commit_timestamps=commit_timestamps)
+                if count == config.daemon.batch_size:
+                    continue
+                if once:
+                    return
+                await _wait_for(stop, config.daemon.poll_interval, wake, lost)
+        finally:
+            await _close(worker)
+    finally:
+        await _close(listener)
+
+
+async def publish_batch(
+    config: Config, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool
+) -> int:
+    """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
+    async with worker.transaction():
+        records = await capture.claim_batch(worker, config.daemon.batch_size, commit_timestamps=commit_timestamps)
+        messages: list[tuple[bytes, bytes]] = []
+        for record in records:
+            try:
+                change = capture.to_change(record)
+                encoded = [
+                    (classic_channel(config.socketio.key, emission), classic_message(emission))
+                    for emission in route(change, config)
+                ]
+            except (TemplateError, EncodingError, ValueError) as error:
+                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
+                await capture.park(worker, record, str(error))
+                continue
+            messages.extend(encoded)
+        await publish.publish(client, messages)
+    if records:
+        lag = datetime.now(UTC) - records[-1]["committed_at"]
+        log.debug(
+            "batch_published changes=%d messages=%d lag_ms=%.1f",
+            len(records),
+            len(messages),
+            lag.total_seconds() * 1000,
+        )
+    return len(records)
+
+
+async def _check_migrated(connection: asyncpg.Connection) -> None:
+    applied: set[int] = set()
+    if await connection.fetchval("SELECT to_regclass('cdc_sio.schema_migrations') IS NOT NULL"):
+        applied = {r["version"] for r in await connection.fetch("SELECT version FROM cdc_sio.schema_migrations")}
+    missing = [m for m in migrations() if m.version not in applied]
+    if missing:
+        raise ConfigError(
+            f"the database lacks cdc-sio migration {missing[0].version:04d}_{missing[0].name}: "
+            "run 'cdc-sio migrate --config FILE' first"
+        )
+
+
+async def _wait_for(stop: asyncio.Event, timeout: float, *events: asyncio.Event) -> bool:
+    """Wait until *stop* or any of *events* is set, or *timeout* passes; return whether stop is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, *events)]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return stop.is_set()
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(connection.close(), timeout=5)
+    except RECOVERABLE:
+        connection.terminate()

@@ -1,0 +1,164 @@
+"""Install, update and remove cdc-sio's schema and capture triggers.
+
+``migrate`` brings the database to what the config asks for, in one transaction: the pending
+versioned migrations from ``migrations/``, then exactly the trigger changes that differ from
+what is installed. ``plan`` returns the same SQL without running it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from cdc_sio.catalog import config_problems, describe_tables
+from cdc_sio.config import Config, TableName
+from cdc_sio.errors import ConfigError
+from cdc_sio.triggers import quote_literal, table_triggers, uninstall_sql
+
+MIGRATE_LOCK = 0x63646373696F  # "cdcsio": one migrate at a time
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    description: str
+    sql: str
+
+
+def sql_file(name: str) -> str:
+    return resources.files("cdc_sio.sql").joinpath(name).read_text()
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("cdc_sio.migrations").iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+        elif entry.name.endswith(".sql"):
+            raise RuntimeError(f"migration file {entry.name!r} is not named NNNN_slug.sql")
+    return sorted(found, key=lambda m: m.version)
+
+
+def migration_step(migration: Migration) -> Step:
+    record = (
+        "INSERT INTO cdc_sio.schema_migrations (version, name) "
+        f"VALUES ({migration.version}, {quote_literal(migration.name)});\n"
+    )
+    return Step(f"apply migration {migration.version:04d}_{migration.name}", migration.sql + record)
+
+
+async def validate(config: Config) -> None:
+    """Raise ConfigError naming every table, template or column the database does not have."""
+    infos = await describe_tables(config.postgres.dsn, [t.table for t in config.tables])
+    problems = config_problems(config, infos)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+async def plan(connection: asyncpg.Connection, config: Config) -> list[Step]:
+    """The steps that bring the database to *config*; empty when it is already there."""
+    steps = [Step("create schema cdc_sio and its version table", sql_file("bootstrap.sql"))]
+    applied: set[int] = set()
+    installed: dict[TableName, tuple[str, str]] = {}
+    if await connection.fetchval("SELECT to_regclass('cdc_sio.schema_migrations') IS NOT NULL"):
+        steps = []
+        applied = {row["version"] for row in await connection.fetch("SELECT version FROM cdc_sio.schema_migrations")}
+        if await connection.fetchval("SELECT to_regclass('cdc_sio.watched_tables') IS NOT NULL"):
+            rows = await connection.fetch(
+                "SELECT schema_name, table_name, function_name, fingerprint FROM cdc_sio.watched_tables"
+            )
+            installed = {
+                TableName(r["schema_name"], r["table_name"]): (r["function_name"], r["fingerprint"]) for r in rows
+            }
+    steps += [migration_step(m) for m in migrations() if m.version not in applied]
+
+    configured = {t.table: table_triggers(t) for t in config.tables}
+    for table, (function, _) in sorted(installed.items(), key=lambda item: str(item[0])):
+        if table not in configured:
+            exists = await _table_exists(connection, table)
+            steps.append(Step(f"remove capture from {table}", uninstall_sql(table, function, table_exists=exists) + _unregister(table)))
+    for table, triggers in configured.items():
+        current = installed.get(table)
+        if current is not None and current[1] == triggers.fingerprint:
+            continue
+        verb = "install" if current is None else "update"
+        register = (
+            "INSERT INTO cdc_sio.watched_tables (schema_name, table_name, function_name, fingerprint) "
+            f"VALUES ({quote_literal(table.schema)}, {quote_literal(table.name)}, "
+            f"{quote_literal(triggers.function_name)}, {quote_literal(triggers.fingerprint)})\n"
+            "    ON CONFLICT (schema_name, table_name) DO UPDATE\n"
+            "    SET function_name = excluded.function_name, fingerprint = excluded.fingerprint, installed_at = now();\n"
+        )
+        steps.append(Step(f"{verb} capture on {table}", triggers.install_sql + register))
+    return steps
+
+
+async def migrate(connection: asyncpg.Connection, config: Config, *, dry_run: bool = False) -> list[Step]:
+    """Apply (or with *dry_run*, only compute) the plan in one transaction; return its steps."""
+    await validate(config)
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
+        steps = await plan(connection, config)
+        if not dry_run:
+            for step in steps:
+                await connection.execute(step.sql)
+    return steps
+
+
+async def uninstall_steps(connection: asyncpg.Connection) -> list[Step]:
+    if not await connection.fetchval("SELECT to_regclass('cdc_sio.watched_tables') IS NOT NULL"):
+        return [Step("drop schema cdc_sio", "DROP SCHEMA IF EXISTS cdc_sio CASCADE;\n")]
+    steps = []
+    for row in await connection.fetch("SELECT schema_name, table_name, function_name FROM cdc_sio.watched_tables"):
+        table = TableName(row["schema_name"], row["table_name"])
+        exists = await _table_exists(connection, table)
+        steps.append(Step(f"remove capture from {table}", uninstall_sql(table, row["function_name"], table_exists=exists)))
+    steps.append(Step("drop schema cdc_sio", "DROP SCHEMA IF EXISTS cdc_sio CASCADE;\n"))
+    return steps
+
+
+async def uninstall(connection: asyncpg.Connection, *, dry_run: bool = False) -> list[Step]:
+    """Remove every capture trigger and the cdc_sio schema (with any changes not yet published)."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
+        steps = await uninstall_steps(connection)
+        if not dry_run:
+            for step in steps:
+                await connection.execute(step.sql)
+    return steps
+
+
+def render_steps(steps: list[Step]) -> str:
+    if not steps:
+        return "-- cdc-sio: nothing to do, the database matches the configuration\n"
+    body = "".join(f"\n-- {step.description}\n{step.sql}" for step in steps)
+    return f"BEGIN;\n{body}\nCOMMIT;\n"
+
+
+def _unregister(table: TableName) -> str:
+    return (
+        "DELETE FROM cdc_sio.watched_tables "
+        f"WHERE schema_name = {quote_literal(table.schema)} AND table_name = {quote_literal(table.name)};\n"
+    )
+
+
+async def _table_exists(connection: asyncpg.Connection, table: TableName) -> bool:
+    return bool(
+        await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relname = $2)",
+            table.schema,
+            table.name,
+        )
+    )

@@ -1,0 +1,58 @@
+"""What is installed and what is waiting, for ``cdc-sio status`` (read-only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from cdc_sio.config import Config, TableName
+from cdc_sio.triggers import table_triggers
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    applied_migrations: list[str]
+    tables: dict[str, str]  # "schema.table" -> "up to date" | "differs from config" | ...
+    waiting: int
+    oldest_age_s: float | None
+    dead_letters: int
+
+    def render(self) -> str:
+        lines = ["migrations applied: " + (", ".join(self.applied_migrations) or "none")]
+        lines.append("capture triggers:")
+        lines += [f"  {table}: {state}" for table, state in sorted(self.tables.items())]
+        age = "" if self.oldest_age_s is None else f", oldest {self.oldest_age_s:.1f} s old"
+        lines.append(f"changes waiting: {self.waiting}{age}")
+        lines.append(f"dead letters: {self.dead_letters}")
+        return "\n".join(lines)
+
+
+async def read_status(connection: asyncpg.Connection, config: Config) -> Status:
+    if not await connection.fetchval("SELECT to_regclass('cdc_sio.schema_migrations') IS NOT NULL"):
+        return Status([], {str(t.table): "not installed" for t in config.tables}, 0, None, 0)
+    applied = [
+        f"{r['version']:04d}_{r['name']}"
+        for r in await connection.fetch("SELECT version, name FROM cdc_sio.schema_migrations ORDER BY version")
+    ]
+    installed = {
+        TableName(r["schema_name"], r["table_name"]): r["fingerprint"]
+        for r in await connection.fetch("SELECT schema_name, table_name, fingerprint FROM cdc_sio.watched_tables")
+    }
+    tables = {}
+    for table_config in config.tables:
+        fingerprint = installed.pop(table_config.table, None)
+        if fingerprint is None:
+            tables[str(table_config.table)] = "not installed (run cdc-sio migrate)"
+        elif fingerprint != table_triggers(table_config).fingerprint:
+            tables[str(table_config.table)] = "differs from config (run cdc-sio migrate)"
+        else:
+            tables[str(table_config.table)] = "up to date"
+    for table in installed:
+        tables[str(table)] = "installed but not configured (run cdc-sio migrate to remove)"
+    row = await connection.fetchrow(
+        "SELECT count(*) AS waiting, extract(epoch FROM now() - min(captured_at))::float8 AS age "
+        "FROM cdc_sio.changes"
+    )
+    dead = await connection.fetchval("SELECT count(*) FROM cdc_sio.dead_letters")
+    return Status(applied, tables, row["waiting"], row["age"], dead)

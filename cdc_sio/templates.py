@@ -1,0 +1,82 @@
+"""Room templates such as ``thing:{id}``: literal text with ``{column}`` references.
+
+``{{`` and ``}}`` stand for literal braces. Everything between ``{`` and ``}`` is a column
+name, taken verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class TemplateError(ValueError):
+    """A template cannot be parsed, or cannot be rendered for one row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    text: str
+    parts: tuple[tuple[bool, str], ...]  # (is_column, literal text or column name)
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        parts: list[tuple[bool, str]] = []
+        literal: list[str] = []
+        i = 0
+        while i < len(text):
+            char = text[i]
+            if char in "{}" and text[i : i + 2] in ("{{", "}}"):
+                literal.append(char)
+                i += 2
+            elif char == "{":
+                end = text.find("}", i + 1)
+                if end < 0:
+                    raise TemplateError(f"template {text!r} has an unclosed '{{'")
+                column = text[i + 1 : end]
+                if not column:
+                    raise TemplateError(f"template {text!r} has an empty '{{}}'")
+                if literal:
+                    parts.append((False, "".join(literal)))
+                    literal = []
+                parts.append((True, column))
+                i = end + 1
+            elif char == "}":
+                raise TemplateError(f"template {text!r} has a '}}' without '{{' (write '}}}}')")
+            else:
+                literal.append(char)
+                i += 1
+        if literal:
+            parts.append((False, "".join(literal)))
+        return cls(text, tuple(parts))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(value for is_column, value in self.parts if is_column)
+
+    def render(self, row: Mapping[str, Any]) -> str | None:
+        """The room for *row*, or None when a referenced column is NULL (the row is in no such room)."""
+        out: list[str] = []
+        for is_column, value in self.parts:
+            if not is_column:
+                out.append(value)
+                continue
+            if value not in row:
+                raise TemplateError(f"template {self.text!r}: the row has no column {value!r}")
+            cell = row[value]
+            if cell is None:
+                return None
+            out.append(_room_text(cell))
+        return "".join(out)
+
+
+def _room_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
