@@ -64,8 +64,7 @@ def config_problems(config: Config, infos: dict[TableName, TableInfo | None]) ->
             continue
         if not info.primary_key:
             problems.append(
-                f"{key}.table: table {table.table} has no primary key "
-                "(clients need one to tell rows apart)"
+                f"{key}.table: table {table.table} has no primary key (clients need one to tell rows apart)"
             )
         for template in table.rooms:
             for column in template.columns:
@@ -76,7 +75,5 @@ def config_problems(config: Config, infos: dict[TableName, TableInfo | None]) ->
                     )
         for column in table.exclude_columns:
             if column not in info.columns:
-                problems.append(
-                    f"{key}.exclude_columns: table {table.table} has no column {column!r}"
-                )
+                problems.append(f"{key}.exclude_columns: table {table.table} has no column {column!r}")
     return problems

@@ -8,7 +8,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -31,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config = load_config(args.config, os.environ)
-        return asyncio.run(args.command(config, args))
+        command: Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]] = args.command
+        return asyncio.run(command(config, args))
     except ConfigError as error:
         print(f"cdc-sio: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
@@ -48,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cdc-sio {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[Config, argparse.Namespace], Awaitable[int]], text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]], text: str
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--config", "-c", required=True, help="the TOML configuration file")
         sub.set_defaults(command=handler)

@@ -136,9 +136,7 @@ class _Reader:
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: {problem}" if key else f"{self.source}: {problem}")
 
-    def section(
-        self, value: object, key: str, allowed: set[str], *, required: bool = False
-    ) -> Mapping[str, Any]:
+    def section(self, value: object, key: str, allowed: set[str], *, required: bool = False) -> Mapping[str, Any]:
         if value is None and required:
             raise self.error(key, "this section is required")
         if not isinstance(value, dict):
@@ -236,6 +234,4 @@ class _Reader:
 
 
 def _type_name(value: object) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import redis.asyncio as redis
-import redis.exceptions
+from redis.exceptions import RedisError
 
 from cdc_sio import capture, publish
 from cdc_sio.config import Config
@@ -29,7 +29,7 @@ from cdc_sio.templates import TemplateError
 
 log = logging.getLogger("cdc_sio.daemon")
 
-RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, redis.exceptions.RedisError)
+RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
 
 
 class Backoff:
@@ -39,9 +39,10 @@ class Backoff:
         self.first, self.cap, self.attempt = first, cap, 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.first * 2**self.attempt)
+        delay = min(self.cap, self.first * (1 << min(self.attempt, 30)))
         self.attempt += 1
-        return delay * random.uniform(0.5, 1.0)
+        jitter: float = random.uniform(0.5, 1.0)
+        return delay * jitter
 
     def reset(self) -> None:
         self.attempt = 0

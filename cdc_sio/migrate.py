@@ -87,7 +87,12 @@ async def plan(connection: asyncpg.Connection, config: Config) -> list[Step]:
     for table, (function, _) in sorted(installed.items(), key=lambda item: str(item[0])):
         if table not in configured:
             exists = await _table_exists(connection, table)
-            steps.append(Step(f"remove capture from {table}", uninstall_sql(table, function, table_exists=exists) + _unregister(table)))
+            steps.append(
+                Step(
+                    f"remove capture from {table}",
+                    uninstall_sql(table, function, table_exists=exists) + _unregister(table),
+                )
+            )
     for table, triggers in configured.items():
         current = installed.get(table)
         if current is not None and current[1] == triggers.fingerprint:
@@ -98,7 +103,8 @@ async def plan(connection: asyncpg.Connection, config: Config) -> list[Step]:
             f"VALUES ({quote_literal(table.schema)}, {quote_literal(table.name)}, "
             f"{quote_literal(triggers.function_name)}, {quote_literal(triggers.fingerprint)})\n"
             "    ON CONFLICT (schema_name, table_name) DO UPDATE\n"
-            "    SET function_name = excluded.function_name, fingerprint = excluded.fingerprint, installed_at = now();\n"
+            "    SET function_name = excluded.function_name, fingerprint = excluded.fingerprint,\n"
+            "        installed_at = now();\n"
         )
         steps.append(Step(f"{verb} capture on {table}", triggers.install_sql + register))
     return steps
@@ -123,7 +129,9 @@ async def uninstall_steps(connection: asyncpg.Connection) -> list[Step]:
     for row in await connection.fetch("SELECT schema_name, table_name, function_name FROM cdc_sio.watched_tables"):
         table = TableName(row["schema_name"], row["table_name"])
         exists = await _table_exists(connection, table)
-        steps.append(Step(f"remove capture from {table}", uninstall_sql(table, row["function_name"], table_exists=exists)))
+        steps.append(
+            Step(f"remove capture from {table}", uninstall_sql(table, row["function_name"], table_exists=exists))
+        )
     steps.append(Step("drop schema cdc_sio", "DROP SCHEMA IF EXISTS cdc_sio CASCADE;\n"))
     return steps
 

@@ -18,4 +18,4 @@ async def publish(client: redis.Redis, messages: Sequence[tuple[bytes, bytes]]) 
     async with client.pipeline(transaction=False) as pipe:
         for channel, payload in messages:
             pipe.publish(channel, payload)
-        return await pipe.execute()  # type: ignore[no-any-return]
+        return await pipe.execute()

@@ -51,8 +51,7 @@ async def read_status(connection: asyncpg.Connection, config: Config) -> Status:
     for table in installed:
         tables[str(table)] = "installed but not configured (run cdc-sio migrate to remove)"
     row = await connection.fetchrow(
-        "SELECT count(*) AS waiting, extract(epoch FROM now() - min(captured_at))::float8 AS age "
-        "FROM cdc_sio.changes"
+        "SELECT count(*) AS waiting, extract(epoch FROM now() - min(captured_at))::float8 AS age FROM cdc_sio.changes"
     )
     dead = await connection.fetchval("SELECT count(*) FROM cdc_sio.dead_letters")
     return Status(applied, tables, row["waiting"], row["age"], dead)

@@ -21,7 +21,7 @@ _TRANSITION = {"insert": "NEW TABLE AS new_rows", "update": "NEW TABLE AS new_ro
 
 def quote_ident(name: str) -> str:
     """Always-quoted identifier: safe for any name, including keywords and mixed case."""
-    return _PREPARER.quote_identifier(name)  # type: ignore[no-any-return]
+    return _PREPARER.quote_identifier(name)
 
 
 def quote_table(table: TableName) -> str:

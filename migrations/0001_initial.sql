@@ -22,9 +22,11 @@ CREATE TABLE cdc_sio.watched_tables (
 
 -- Called by every capture trigger. The payload is constant, so PostgreSQL sends one
 -- notification per transaction, and it carries no data: the change log is the truth.
+-- A nearly full notification queue (a stuck listener somewhere) would make the application's
+-- commit fail, so then it sends nothing and the daemon's polling finds the change instead.
 CREATE FUNCTION cdc_sio.wake_v1() RETURNS void
     LANGUAGE sql
-    AS $$ SELECT pg_notify('cdc_sio_v1', '') $$;
+    AS $$ SELECT pg_notify('cdc_sio_v1', '') WHERE pg_notification_queue_usage() < 0.5 $$;
 
 -- Changes that could not be turned into events (a room value that cannot be rendered, a value
 -- that cannot be encoded), parked with the reason instead of stopping the stream.

@@ -1,0 +1,153 @@
+"""Helpers shared by the integration, interop and acceptance tests (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import redis.asyncio as redis
+
+from cdc_sio import capture, daemon, migrate
+from cdc_sio.config import Config, parse_config
+from cdc_sio.encoding import decode_classic
+from cdc_sio.routing import Emission
+
+ADMIN_DSN = os.environ.get("CDC_SIO_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CDC_SIO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+THINGS_DDL = """
+CREATE TABLE things (
+    id integer PRIMARY KEY,
+    org_id integer,
+    name text,
+    secret text,
+    importance integer NOT NULL DEFAULT 0,
+    token text,
+    v integer NOT NULL DEFAULT 0
+)
+"""
+
+
+def database_dsn(name: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def new_database(setup_sql: str = THINGS_DDL) -> AsyncIterator[str]:
+    """A database of its own for one test, dropped afterwards; yields its DSN."""
+    name = f"cdc_sio_test_{secrets.token_hex(5)}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = database_dsn(name)
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(setup_sql)
+        finally:
+            await connection.close()
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: Any) -> Config:
+    if not tables:
+        tables = (
+            {
+                "table": "public.things",
+                "rooms": ["thing:{id}", "org:{org_id}"],
+                "exclude_columns": ["secret"],
+                "events": {"insert": "Thing::create", "update": "Thing::update", "delete": "Thing::delete"},
+            },
+        )
+    document = {
+        "postgres": {"dsn": dsn},
+        "redis": {"url": REDIS_URL},
+        "socketio": {"key": key},
+        "daemon": {"poll_interval": 0.2, **daemon_settings},
+        "tables": list(tables),
+    }
+    return parse_config(document, "test.toml", {})
+
+
+async def migrate_database(config: Config) -> list[migrate.Step]:
+    connection = await capture.connect(config.postgres.dsn, "test-migrate")
+    try:
+        return await migrate.migrate(connection, config)
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(config: Config) -> AsyncIterator[asyncio.Task[None]]:
+    """The daemon as a task of this event loop, stopped (and checked for errors) afterwards."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(config, stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+
+
+class Subscriber:
+    """Everything published on ``<key>#*``, decoded, in arrival order."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.client = redis.Redis.from_url(REDIS_URL)
+        self.pubsub = self.client.pubsub()
+        self.received: asyncio.Queue[tuple[str, Emission]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.pubsub.psubscribe(f"{self.key}#*")
+        confirmation = await self.pubsub.get_message(timeout=5)
+        assert confirmation is not None and confirmation["type"] == "psubscribe"
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for message in self.pubsub.listen():
+            if message["type"] == "pmessage":
+                self.received.put_nowait((message["channel"].decode(), decode_classic(message["data"])))
+
+    async def next(self, timeout: float = 10.0) -> tuple[str, Emission]:
+        try:
+            return await asyncio.wait_for(self.received.get(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"nothing published on {self.key}#* within {timeout} s") from None
+
+    async def until(self, predicate: Any, timeout: float = 10.0) -> list[Emission]:
+        """Every emission up to and including the first that satisfies *predicate*."""
+        seen: list[Emission] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                _, emission = await self.received.get()
+                seen.append(emission)
+                if predicate(emission):
+                    return seen
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self.pubsub.aclose()
+        await self.client.aclose()
+
+
+def row_of(emission: Emission) -> dict[str, Any]:
+    row: dict[str, Any] = emission.args[0]
+    return row
+
+
+def meta_of(emission: Emission) -> dict[str, Any]:
+    meta: dict[str, Any] = emission.args[1]
+    return meta
