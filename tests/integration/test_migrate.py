@@ -1,0 +1,125 @@
+"""migrate installs exactly what the config asks for, is idempotent, and uninstalls cleanly."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from cdc_sio import migrate
+from cdc_sio.errors import ConfigError
+from tests.support import make_config, migrate_database
+
+TRIGGERS = """
+SELECT c.relname || ':' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND t.tgname LIKE 'cdc_sio%' ORDER BY 1
+"""
+THINGS = {"table": "things", "rooms": ["thing:{id}"], "events": {"insert": "c", "update": "u"}}
+
+
+async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CREATE TABLE others (id int PRIMARY KEY, secret text)")
+        first = await migrate_database(make_config(dsn, key, THINGS))
+        assert [s.description for s in first] == [
+            "create schema cdc_sio and its version table",
+            "apply migration 0001_initial",
+            "install capture on public.things",
+        ]
+        assert await connection.fetch(TRIGGERS) == [("things:cdc_sio_v1_insert",), ("things:cdc_sio_v1_update",)]
+        assert await migrate_database(make_config(dsn, key, THINGS)) == []
+
+        others = {"table": "others", "exclude_columns": ["secret"], "events": {"delete": "d"}}
+        changed = {**THINGS, "events": {"update": "u"}}
+        steps = await migrate_database(make_config(dsn, key, changed, others))
+        assert [s.description for s in steps] == ["update capture on public.things", "install capture on public.others"]
+        assert [r[0] for r in await connection.fetch(TRIGGERS)] == [
+            "others:cdc_sio_v1_delete",
+            "things:cdc_sio_v1_update",
+        ]
+
+        steps = await migrate_database(make_config(dsn, key, others))
+        assert [s.description for s in steps] == ["remove capture from public.things"]
+        assert [r[0] for r in await connection.fetch(TRIGGERS)] == ["others:cdc_sio_v1_delete"]
+
+        await migrate.uninstall(connection)
+        assert await connection.fetch(TRIGGERS) == []
+        assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
+        assert await connection.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'capture_%'") == 0
+    finally:
+        await connection.close()
+
+
+async def test_dry_run_changes_nothing(dsn: str, key: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        steps = await migrate.migrate(connection, make_config(dsn, key, THINGS), dry_run=True)
+        assert len(steps) == 3
+        assert "CREATE TRIGGER cdc_sio_v1_insert" in migrate.render_steps(steps)
+        assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
+    finally:
+        await connection.close()
+
+
+async def test_printed_sql_installs_the_same_as_migrate(dsn: str, key: str) -> None:
+    """The --sql output can be run by another tool; migrate then has nothing left to do."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        config = make_config(dsn, key, THINGS)
+        sql = migrate.render_steps(await migrate.migrate(connection, config, dry_run=True))
+        await connection.execute(sql)
+        assert await migrate_database(config) == []
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({**THINGS, "table": "nope"}, "test.toml: tables[0].table: table public.nope does not exist"),
+        (
+            {**THINGS, "rooms": ["org:{organisation}"]},
+            "test.toml: tables[0].rooms: template 'org:{organisation}' names column 'organisation', "
+            "which table public.things does not have",
+        ),
+        (
+            {**THINGS, "exclude_columns": ["pwd"]},
+            "test.toml: tables[0].exclude_columns: table public.things has no column 'pwd'",
+        ),
+        ({**THINGS, "table": "nokey"}, "test.toml: tables[0].table: table public.nokey has no primary key"),
+    ],
+)
+async def test_config_that_does_not_fit_the_database_is_refused_before_any_change(
+    dsn: str, key: str, table: dict[str, object], message: str
+) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CREATE TABLE nokey (id int)")
+        with pytest.raises(ConfigError) as raised:
+            await migrate.migrate(connection, make_config(dsn, key, table))
+        assert message in str(raised.value)
+        assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
+    finally:
+        await connection.close()
+
+
+async def test_hostile_table_and_column_names_are_captured(dsn: str, key: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            'CREATE SCHEMA "Odd; Schema"; '
+            'CREATE TABLE "Odd; Schema"."select ""t""" '
+            '("Id" int PRIMARY KEY, "drop table x;--" text, "pass\'word" text)'
+        )
+        table = {
+            "table": 'Odd; Schema.select "t"',
+            "rooms": ["r:{Id}"],
+            "exclude_columns": ["pass'word"],
+            "events": {"insert": "i"},
+        }
+        await migrate_database(make_config(dsn, key, table))
+        await connection.execute('INSERT INTO "Odd; Schema"."select ""t""" VALUES (1, \'v\', \'p\')')
+        row = await connection.fetchrow("SELECT table_name, data::text FROM cdc_sio.changes")
+        assert tuple(row) == ('Odd; Schema.select "t"', '{"Id": 1, "drop table x;--": "v"}')
+    finally:
+        await connection.close()
