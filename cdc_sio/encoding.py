@@ -27,11 +27,25 @@ def classic_channel(key: str, emission: Emission) -> bytes:
 def classic_message(emission: Emission) -> bytes:
     _check_event(emission.event)
     packet = {"type": EVENT_PACKET, "data": [emission.event, *emission.args], "nsp": emission.namespace}
-    opts: dict[str, Any] = {"rooms": list(emission.rooms), "flags": {}, "except": []}
+    opts: dict[str, Any] = {
+        "rooms": list(emission.rooms),
+        "flags": flags(emission),
+        "except": list(emission.except_rooms),
+    }
     try:
         return msgpack.packb([EMITTER_UID, packet, opts], use_bin_type=True)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as error:
         raise EncodingError(f"event {emission.event!r}: cannot encode its arguments: {error}") from None
+
+
+def flags(emission: Emission) -> dict[str, bool]:
+    """Only the flags that were set: ``volatile: false`` would disable connection-state recovery."""
+    result = {}
+    if emission.volatile:
+        result["volatile"] = True
+    if emission.compress is not None:
+        result["compress"] = emission.compress
+    return result
 
 
 def _check_event(event: str) -> None:
@@ -46,4 +60,13 @@ def decode_classic(payload: bytes) -> Emission:
     uid, packet, opts = msgpack.unpackb(payload, raw=False)
     event, *args = packet["data"]
     del uid
-    return Emission(packet.get("nsp", "/"), tuple(opts.get("rooms") or ()), event, tuple(args))
+    flags = opts.get("flags") or {}
+    return Emission(
+        packet.get("nsp", "/"),
+        tuple(opts.get("rooms") or ()),
+        event,
+        tuple(args),
+        except_rooms=tuple(opts.get("except") or ()),
+        volatile=bool(flags.get("volatile", False)),
+        compress=flags.get("compress"),
+    )

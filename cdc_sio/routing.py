@@ -27,6 +27,9 @@ class Emission:
     rooms: tuple[str, ...]  # empty: every socket of the namespace
     event: str
     args: tuple[Any, ...]
+    except_rooms: tuple[str, ...] = ()
+    volatile: bool = False  # may be dropped when a client's transport is not writable
+    compress: bool | None = None  # None: the server's default (per-message deflate)
 
 
 def route(change: Change, config: Config) -> list[Emission]:

@@ -83,8 +83,14 @@ def test_bytes_are_msgpack_bin_so_the_browser_gets_binary() -> None:
     assert bytes.fromhex("a4626c6f62c4020102") in message
 
 
+def test_except_rooms_and_flags_are_sent_only_when_set() -> None:
+    emission = Emission("/", ("a",), "e", (), except_rooms=("b",), volatile=True, compress=False)
+    _, _, opts = msgpack.unpackb(classic_message(emission))
+    assert opts == {"rooms": ["a"], "flags": {"volatile": True, "compress": False}, "except": ["b"]}
+
+
 def test_round_trip_through_decoder() -> None:
-    emission = Emission("/n", ("a#b", "piñata"), "ev", ({"k": [1, None]}, "s"))
+    emission = Emission("/n", ("a#b", "piñata"), "ev", ({"k": [1, None]}, "s"), except_rooms=("x",), volatile=True)
     assert decode_classic(classic_message(emission)) == emission
     assert msgpack.unpackb(classic_message(emission))[0] == "emitter"
 
