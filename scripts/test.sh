@@ -8,7 +8,7 @@ python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
 
-.venv/bin/ruff check cdc_sio tests
-.venv/bin/ruff format --check cdc_sio tests
+.venv/bin/ruff check cdc_sio tests bench
+.venv/bin/ruff format --check cdc_sio tests bench
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"
