@@ -91,8 +91,10 @@ async def run_all(
                     lambda _, r: r >= 0.85,
                 )
             )
-            only = Runs(runs.extra["triggers_only"], runs.baseline)
-            lines.append(ratio_line("   same, capture installed, daemon stopped / no cdc-sio", only, tps, "", None))
+            daemon_stopped = Runs(runs.extra["triggers_only"], runs.baseline)
+            lines.append(
+                ratio_line("   same, capture installed, daemon stopped / no cdc-sio", daemon_stopped, tps, "", None)
+            )
             lines.append(
                 Line(
                     "   daemon CPU while publishing (1 core = 1.00) / changes left waiting at the end",

@@ -299,7 +299,7 @@ async def bench_database(rows: int, workdir: Path) -> AsyncIterator[Bench]:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = f"{ADMIN_DSN.rpartition('/')[0]}/{name}"
-        db = await capture.connect(dsn, "bench")
+        db = await asyncpg.connect(dsn, server_settings={"application_name": "cdc-sio-bench"})
         try:
             await db.execute(TABLE_DDL.format(orgs=ORGS, rows=rows))
             await db.execute("VACUUM ANALYZE things")

@@ -10,6 +10,7 @@ import asyncpg
 
 from cdc_sio.migrate import sql_file
 from cdc_sio.routing import Change
+from cdc_sio.triggers import IDLE_LOCK
 
 WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
@@ -20,9 +21,17 @@ _PARK_CHANGE = sql_file("park_change.sql")
 async def connect(dsn: str, role: str) -> asyncpg.Connection:
     return await asyncpg.connect(
         dsn,
-        server_settings={"application_name": f"cdc-sio:{role}"},
+        server_settings={"application_name": f"cdc-sio:{role}", "synchronous_commit": "off"},
         statement_cache_size=16,
     )
+
+
+async def close(connection: asyncpg.Connection) -> None:
+    """Close gracefully if the server answers within 5 s, else drop the socket."""
+    try:
+        await asyncio.wait_for(connection.close(), timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        connection.terminate()
 
 
 async def listen(connection: asyncpg.Connection, wake: asyncio.Event) -> None:
@@ -64,3 +73,12 @@ async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None
 
 async def try_lead(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK) is True
+
+
+async def enter_idle(connection: asyncpg.Connection) -> bool:
+    """Take the idle lock, so that writers notify; False while a writer that did not notify is open."""
+    return await connection.fetchval("SELECT pg_try_advisory_lock($1)", IDLE_LOCK) is True
+
+
+async def leave_idle(connection: asyncpg.Connection) -> None:
+    await connection.execute("SELECT pg_advisory_unlock($1)", IDLE_LOCK)

@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import asyncpg
 import redis.asyncio as redis
@@ -21,15 +20,21 @@ from redis.exceptions import RedisError
 
 from cdc_sio import capture, publish
 from cdc_sio.config import Config
-from cdc_sio.encoding import classic_channel, classic_message
-from cdc_sio.errors import ConfigError, EncodingError
+from cdc_sio.errors import ConfigError
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.routing import route
-from cdc_sio.templates import TemplateError
+from cdc_sio.pump import pump, wait_any
 
 log = logging.getLogger("cdc_sio.daemon")
 
-RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
+# InternalClientError: asyncpg's word for a connection that the server closed between two queries.
+RECOVERABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    RedisError,
+)
 
 
 class Backoff:
@@ -64,7 +69,7 @@ async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> Non
                 if outage_since is None:
                     outage_since = time.monotonic()
                     log.warning("outage_started error=%s: %s", type(error).__name__, error)
-                await _wait_for(stop, backoff.next_delay())
+                await wait_any(stop, backoff.next_delay())
     finally:
         await client.aclose()
 
@@ -88,57 +93,19 @@ async def _session(
             await capture.listen(listener, wake)
             while not await capture.try_lead(worker):
                 log.info("standby reason=another daemon holds the leader lock")
-                if await _wait_for(stop, config.daemon.poll_interval):
+                if await wait_any(stop, config.daemon.poll_interval):
                     return
             await client.ping()
             commit_timestamps = await capture.commit_timestamps_enabled(worker)
             on_connected()
             log.info("connected role=leader tables=%d", len(config.tables))
-            while not stop.is_set():
-                if lost.is_set():
-                    raise ConnectionError("the LISTEN connection was closed")
-                wake.clear()
-                count = await publish_batch(config, worker, client, commit_timestamps=commit_timestamps)
-                if count == config.daemon.batch_size:
-                    continue
-                if once:
-                    return
-                await _wait_for(stop, config.daemon.poll_interval, wake, lost)
+            await pump(
+                config, worker, client, stop=stop, wake=wake, lost=lost, once=once, commit_timestamps=commit_timestamps
+            )
         finally:
-            await _close(worker)
+            await capture.close(worker)
     finally:
-        await _close(listener)
-
-
-async def publish_batch(
-    config: Config, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool
-) -> int:
-    """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
-    async with worker.transaction():
-        records = await capture.claim_batch(worker, config.daemon.batch_size, commit_timestamps=commit_timestamps)
-        messages: list[tuple[bytes, bytes]] = []
-        for record in records:
-            try:
-                change = capture.to_change(record)
-                encoded = [
-                    (classic_channel(config.socketio.key, emission), classic_message(emission))
-                    for emission in route(change, config)
-                ]
-            except (TemplateError, EncodingError, ValueError) as error:
-                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
-                await capture.park(worker, record, str(error))
-                continue
-            messages.extend(encoded)
-        await publish.publish(client, messages)
-    if records:
-        lag = datetime.now(UTC) - records[-1]["committed_at"]
-        log.debug(
-            "batch_published changes=%d messages=%d lag_ms=%.1f",
-            len(records),
-            len(messages),
-            lag.total_seconds() * 1000,
-        )
-    return len(records)
+        await capture.close(listener)
 
 
 async def _check_migrated(connection: asyncpg.Connection) -> None:
@@ -151,21 +118,3 @@ async def _check_migrated(connection: asyncpg.Connection) -> None:
             f"the database lacks cdc-sio migration {missing[0].version:04d}_{missing[0].name}: "
             "run 'cdc-sio migrate --config FILE' first"
         )
-
-
-async def _wait_for(stop: asyncio.Event, timeout: float, *events: asyncio.Event) -> bool:
-    """Wait until *stop* or any of *events* is set, or *timeout* passes; return whether stop is set."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, *events)]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return stop.is_set()
-
-
-async def _close(connection: asyncpg.Connection) -> None:
-    try:
-        await asyncio.wait_for(connection.close(), timeout=5)
-    except RECOVERABLE:
-        connection.terminate()

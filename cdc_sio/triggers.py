@@ -15,6 +15,8 @@ from sqlalchemy.dialects import postgresql
 
 from cdc_sio.config import OPERATIONS, TableConfig, TableName
 
+# Held exclusively by the daemon while it is idle and waits for a NOTIFY; see pump.py.
+IDLE_LOCK = 0x63646373696F02
 _PREPARER = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 _TRANSITION = {"insert": "NEW TABLE AS new_rows", "update": "NEW TABLE AS new_rows", "delete": "OLD TABLE AS old_rows"}
 
@@ -77,7 +79,7 @@ BEGIN
         INSERT INTO cdc_sio.changes (table_name, op, data)
         SELECT {name}, lower(TG_OP), {row} FROM new_rows r;
     END IF;
-    IF FOUND THEN
+    IF FOUND AND NOT pg_try_advisory_xact_lock_shared({IDLE_LOCK}) THEN
         PERFORM cdc_sio.wake_v1();
     END IF;
     RETURN NULL;

@@ -24,7 +24,7 @@ BEGIN
         INSERT INTO cdc_sio.changes (table_name, op, data)
         SELECT 'public.things', lower(TG_OP), to_jsonb(r) - ARRAY['secret']::text[] FROM new_rows r;
     END IF;
-    IF FOUND THEN
+    IF FOUND AND NOT pg_try_advisory_xact_lock_shared(27976400995184386) THEN
         PERFORM cdc_sio.wake_v1();
     END IF;
     RETURN NULL;

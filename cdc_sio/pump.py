@@ -1,0 +1,198 @@
+"""The leader's publishing loop: claim batches, publish them, and wake on NOTIFY only when idle.
+
+A NOTIFY at commit takes a cluster-wide lock, so notifying commits are serialised. The capture
+triggers therefore notify only while the daemon is idle, which it says by holding the idle lock
+(an advisory lock) exclusively. A trigger that finds the lock free takes it in share mode until
+its transaction ends, and skips the NOTIFY: the daemon is busy and reads the log every
+``BUSY_POLL`` seconds anyway.
+
+No wake-up can be lost: the daemon takes the idle lock only when no writer holds it in share mode,
+that is when every writer that skipped its NOTIFY has committed or rolled back, and then reads
+the log once more before it waits. Every writer that comes later finds the lock taken and
+notifies. While a writer that skipped its NOTIFY stays open (a long transaction), the daemon
+cannot go idle and keeps reading, at most ``SLOW_POLL`` seconds apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as redis
+from asyncpg.transaction import Transaction
+
+from cdc_sio import capture, publish
+from cdc_sio.config import Config
+from cdc_sio.encoding import classic_channel, classic_message
+from cdc_sio.errors import EncodingError
+from cdc_sio.routing import route
+from cdc_sio.templates import TemplateError
+
+log = logging.getLogger("cdc_sio.daemon")
+
+BUSY_POLL = 0.001  # seconds between reads while changes flow
+SLOW_POLL = 0.025  # the longest gap between reads while the daemon cannot go idle
+IDLE_AFTER = 3  # empty reads in a row before the daemon tries to go idle
+PATIENCE = 8  # refused attempts to go idle before the reads slow down towards SLOW_POLL
+YIELD_EVERY = 128  # changes encoded between two turns of the event loop
+
+
+async def pump(
+    config: Config,
+    worker: asyncpg.Connection,
+    client: redis.Redis,
+    *,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    lost: asyncio.Event,
+    once: bool,
+    commit_timestamps: bool,
+) -> None:
+    """Publish changes until *stop* is set (or, with *once*, until a batch is not full)."""
+    prefetch = await capture.connect(config.postgres.dsn, "prefetch")
+    batches = Batches(config, (worker, prefetch), client, commit_timestamps)
+    try:
+        await _loop(config, batches, worker, stop=stop, wake=wake, lost=lost, once=once)
+    finally:
+        await batches.abandon()
+        await capture.close(prefetch)
+
+
+async def _loop(
+    config: Config,
+    batches: Batches,
+    worker: asyncpg.Connection,
+    *,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    lost: asyncio.Event,
+    once: bool,
+) -> None:
+    empty_reads = 0
+    refused = 0  # attempts to go idle in a row that found a writer still open
+    while not stop.is_set():
+        if lost.is_set():
+            raise ConnectionError("the LISTEN connection was closed")
+        count = await batches.publish_next()
+        if count == config.daemon.batch_size:
+            empty_reads = refused = 0
+            continue
+        if once:
+            return
+        empty_reads = 0 if count else empty_reads + 1
+        if count:
+            refused = 0
+        if empty_reads < IDLE_AFTER:
+            await wait_any(stop, BUSY_POLL, lost)
+            continue
+        if not await capture.enter_idle(worker):
+            refused += 1  # usually a writer about to commit; after many, a long transaction
+            await wait_any(stop, min(SLOW_POLL, BUSY_POLL * 2 ** max(0, refused - PATIENCE)), lost)
+            continue
+        wake.clear()
+        if await batches.publish_next() == 0:
+            await wait_any(stop, config.daemon.poll_interval, wake, lost)
+        await capture.leave_idle(worker)
+        empty_reads = refused = 0
+
+
+@dataclass
+class Claim:
+    """A batch deleted from the log in a transaction that is still open: it commits once published."""
+
+    connection: asyncpg.Connection
+    transaction: Transaction
+    records: list[Any]
+
+
+class Batches:
+    """Claims, encodes, publishes and commits batches; after a full batch it claims the next one on
+    the other connection while this one is encoded and published (``SKIP LOCKED`` passes over the
+    rows of the batch in flight), so PostgreSQL's work overlaps the daemon's.
+
+    Batches are still published one after the other, in claim order, and each commits only after
+    Redis took all of it; if one fails, the session ends and both open claims roll back.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        connections: tuple[asyncpg.Connection, asyncpg.Connection],
+        client: redis.Redis,
+        commit_timestamps: bool,
+    ) -> None:
+        self.config = config
+        self.connections = connections
+        self.client = client
+        self.commit_timestamps = commit_timestamps
+        self.claimed: asyncio.Task[Claim] | None = None
+        self.turn = 0
+
+    async def publish_next(self) -> int:
+        """Publish the next batch; return how many changes it had."""
+        claimed, self.claimed = self.claimed, None
+        claim = await (claimed or self._claim())
+        if len(claim.records) == self.config.daemon.batch_size:
+            self.claimed = asyncio.create_task(self._claim())
+        await self._publish(claim)
+        return len(claim.records)
+
+    async def abandon(self) -> None:
+        """Drop a claim made ahead: its transaction rolls back when its connection closes."""
+        if self.claimed is not None:
+            self.claimed.cancel()
+            with contextlib.suppress(BaseException):
+                await self.claimed
+
+    async def _claim(self) -> Claim:
+        connection = self.connections[self.turn]
+        self.turn ^= 1
+        transaction = connection.transaction()
+        await transaction.start()
+        records = await capture.claim_batch(
+            connection, self.config.daemon.batch_size, commit_timestamps=self.commit_timestamps
+        )
+        return Claim(connection, transaction, records)
+
+    async def _publish(self, claim: Claim) -> None:
+        messages: list[tuple[bytes, bytes]] = []
+        key = self.config.socketio.key
+        for number, record in enumerate(claim.records):
+            if number % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let the next claim reach PostgreSQL
+            try:
+                encoded = [
+                    (classic_channel(key, emission), classic_message(emission))
+                    for emission in route(capture.to_change(record), self.config)
+                ]
+            except (TemplateError, EncodingError, ValueError) as error:
+                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
+                await capture.park(claim.connection, record, str(error))
+                continue
+            messages.extend(encoded)
+        await publish.publish(self.client, messages)
+        await claim.transaction.commit()
+        if claim.records:
+            lag = datetime.now(UTC) - claim.records[-1]["committed_at"]
+            log.debug(
+                "batch_published changes=%d messages=%d lag_ms=%.1f",
+                len(claim.records),
+                len(messages),
+                lag.total_seconds() * 1000,
+            )
+
+
+async def wait_any(stop: asyncio.Event, timeout: float, *events: asyncio.Event) -> bool:
+    """Wait until *stop* or any of *events* is set, or *timeout* passes; return whether stop is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, *events)]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return stop.is_set()
