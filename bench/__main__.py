@@ -30,7 +30,8 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 @dataclass(frozen=True)
 class Sizes:
     runs: int = 3
-    pgbench_seconds: float = 10
+    pgbench_runs: int = 5
+    pgbench_seconds: float = 6
     rows: int = 100_000
     backlog: int = 100_000
     latency_seconds: float = 10
@@ -39,7 +40,14 @@ class Sizes:
 
 
 SMOKE = Sizes(
-    runs=1, pgbench_seconds=1, rows=2_000, backlog=2_000, latency_seconds=1, rates=(200, 2_000), memory_backlog=4_000
+    runs=1,
+    pgbench_runs=1,
+    pgbench_seconds=1,
+    rows=2_000,
+    backlog=2_000,
+    latency_seconds=1,
+    rates=(200, 2_000),
+    memory_backlog=4_000,
 )
 
 
@@ -60,8 +68,10 @@ def median(values: list[float]) -> float:
 def ratio_line(
     measure: str, runs: Runs, unit: Callable[[float], str], target: str, check: Callable[[float, float], bool] | None
 ) -> Line:
+    """Medians of each side, and the median of the ratios of runs made side by side (which cancels
+    the slow drift of a machine shared with other work better than a ratio of medians)."""
     cdc, base = median(runs.cdc), median(runs.baseline)
-    ratio = cdc / base if base else float("nan")
+    ratio = median([c / b for c, b in zip(runs.cdc, runs.baseline, strict=True) if b])
     return Line(measure, unit(cdc), unit(base), f"{ratio:.2f}x", target, None if check is None else check(cdc, ratio))
 
 
@@ -80,7 +90,7 @@ async def run_all(
 
         if "1" in only:
             log("1. write overhead (pgbench)")
-            runs = await measures.write_overhead(bench, sizes.runs, sizes.pgbench_seconds)
+            runs = await measures.write_overhead(bench, sizes.pgbench_runs, sizes.pgbench_seconds)
             tps = "{:,.0f} tps".format
             lines.append(
                 ratio_line(
@@ -198,8 +208,9 @@ def render(lines: list[Line], facts: list[tuple[str, str]], sizes: Sizes) -> str
     machine_lines = [f"- {name}: {value}" for name, value in facts]
     return "\n".join(
         [
-            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, medians of {sizes.runs} run(s)"
-            f" (memory: one run), `python -m bench`.",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `python -m bench`: medians of {sizes.runs} run(s)"
+            f" ({sizes.pgbench_runs} of {sizes.pgbench_seconds:g} s for pgbench, one for memory); a ratio is the"
+            " median of the ratios of runs made side by side.",
             "",
             *table,
             "",

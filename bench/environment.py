@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
-from cdc_sio import capture, daemon, migrate
+from cdc_sio import daemon, migrate
 from cdc_sio.config import Config, load_config
 from tests.interop.harness import NODE_DIR, NodeServer, _NodeProcess, start_server
 

@@ -88,11 +88,11 @@ async def _loop(
         if count:
             refused = 0
         if empty_reads < IDLE_AFTER:
-            await wait_any(stop, BUSY_POLL, lost)
+            await asyncio.sleep(BUSY_POLL)  # stop and lost are checked on the next turn
             continue
         if not await capture.enter_idle(worker):
             refused += 1  # usually a writer about to commit; after many, a long transaction
-            await wait_any(stop, min(SLOW_POLL, BUSY_POLL * 2 ** max(0, refused - PATIENCE)), lost)
+            await asyncio.sleep(min(SLOW_POLL, BUSY_POLL * 2 ** max(0, refused - PATIENCE)))
             continue
         wake.clear()
         if await batches.publish_next() == 0:
