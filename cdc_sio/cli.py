@@ -16,6 +16,7 @@ import asyncpg
 from cdc_sio import __version__, capture, daemon, migrate, status, tail
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
+from cdc_sio.targets import RedisAdapter
 
 EX_CONFIG = 78  # sysexits.h: systemd's RestartPreventExitStatus=78 stops a restart loop
 EX_UNAVAILABLE = 69
@@ -110,7 +111,11 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _tail(config: Config, args: argparse.Namespace) -> int:
-    await tail.tail(config.redis.url, config.socketio.key, sys.stdout, _stop_on_signals())
+    classic = [(t.redis.url, t.target.key) for t in config.socketio.targets if isinstance(t.target, RedisAdapter)]
+    if not classic:
+        raise ConfigError(f"{config.source}: socketio: cdc-sio tail reads the channels of adapter 'redis' only")
+    url, key = classic[0]
+    await tail.tail(url, key, sys.stdout, _stop_on_signals())
     return 0
 
 

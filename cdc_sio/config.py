@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from cdc_sio.errors import ConfigError
+from cdc_sio.targets import (
+    SUBSCRIPTION_MODES,
+    PythonSocketIO,
+    RedisAdapter,
+    RedisStreamsAdapter,
+    ShardedRedisAdapter,
+    Target,
+    stream_for,
+)
 from cdc_sio.templates import Template, TemplateError
 
 OPERATIONS = ("insert", "update", "delete")
@@ -58,11 +67,18 @@ class PostgresConfig:
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
     url: str
+    cluster: bool = False  # a Redis Cluster: each command goes to the shard that owns its slot
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    target: Target
+    redis: RedisConfig
 
 
 @dataclass(frozen=True, slots=True)
 class SocketIOConfig:
-    key: str
+    targets: tuple[TargetConfig, ...]  # every event is published to each of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +119,8 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
     reader = _Reader(source, environ)
     root = reader.section(document, "", {"postgres", "redis", "socketio", "daemon", "tables"})
     postgres = reader.section(root.get("postgres"), "postgres", {"dsn"}, required=True)
-    redis = reader.section(root.get("redis", {}), "redis", {"url"})
-    socketio = reader.section(root.get("socketio", {}), "socketio", {"key"})
+    redis = reader.section(root.get("redis", {}), "redis", {"url", "cluster"})
+    socketio = reader.section(root.get("socketio", {}), "socketio", {"targets", *_TARGET_KEYS})
     daemon = reader.section(root.get("daemon", {}), "daemon", {"batch_size", "poll_interval"})
     tables_value = root.get("tables")
     if not isinstance(tables_value, list) or not tables_value:
@@ -118,14 +134,30 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
 
     batch_size = reader.integer(daemon, "daemon.batch_size", default=1000, minimum=1)
     poll_interval = reader.number(daemon, "daemon.poll_interval", default=1.0, minimum=0.01)
+    redis_config = RedisConfig(
+        url=reader.string(redis, "redis.url", "redis://127.0.0.1:6379/0"),
+        cluster=reader.boolean(redis, "redis.cluster", default=False),
+    )
+    socketio_config = reader.socketio(socketio, redis_config)
+    reader.check_stream_names(socketio_config, tables)
     return Config(
         source=source,
         postgres=PostgresConfig(dsn=reader.string(postgres, "postgres.dsn")),
-        redis=RedisConfig(url=reader.string(redis, "redis.url", "redis://127.0.0.1:6379/0")),
-        socketio=SocketIOConfig(key=reader.string(socketio, "socketio.key", "socket.io")),
+        redis=redis_config,
+        socketio=socketio_config,
         daemon=DaemonConfig(batch_size=batch_size, poll_interval=poll_interval),
         tables=tables,
     )
+
+
+# The options of each adapter, named after the server-side adapter's options.
+_ADAPTER_KEYS = {
+    "redis": ("key",),
+    "redis-sharded": ("channel_prefix", "subscription_mode"),
+    "redis-streams": ("stream_name", "stream_count", "maxlen"),
+    "python-socketio": ("channel",),
+}
+_TARGET_KEYS = {"adapter", "redis_url", "redis_cluster", *(k for keys in _ADAPTER_KEYS.values() for k in keys)}
 
 
 class _Reader:
@@ -184,6 +216,75 @@ class _Reader:
         if value < minimum:
             raise self.error(key, f"must be at least {minimum}")
         return float(value)
+
+    def boolean(self, section: Mapping[str, Any], key: str, *, default: bool) -> bool:
+        value = section.get(key.rpartition(".")[2], default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {_type_name(value)}")
+        return value
+
+    def socketio(self, section: Mapping[str, Any], redis: RedisConfig) -> SocketIOConfig:
+        """One target from the keys of [socketio] itself, or one per [[socketio.targets]] entry."""
+        if "targets" not in section:
+            return SocketIOConfig((self.target(section, "socketio", redis),))
+        beside = sorted(set(section) - {"targets"})
+        if beside:
+            raise self.error(f"socketio.{beside[0]}", "with [[socketio.targets]], set it in each target entry")
+        entries = section["targets"]
+        if not isinstance(entries, list) or not entries:
+            raise self.error("socketio.targets", "must be a non-empty array of tables ([[socketio.targets]])")
+        targets = tuple(self.target(entry, f"socketio.targets[{i}]", redis) for i, entry in enumerate(entries))
+        for i, target in enumerate(targets):
+            if target in targets[:i]:
+                raise self.error(
+                    f"socketio.targets[{i}]", "the same target is listed twice (every event would be sent twice)"
+                )
+        return SocketIOConfig(targets)
+
+    def target(self, value: object, key: str, redis: RedisConfig) -> TargetConfig:
+        section = self.section(value, key, _TARGET_KEYS)
+        adapter = self.string(section, f"{key}.adapter", "redis")
+        if adapter not in _ADAPTER_KEYS:
+            raise self.error(f"{key}.adapter", f"unknown adapter {adapter!r} (known: {', '.join(_ADAPTER_KEYS)})")
+        for option in section:
+            owner = next((name for name, keys in _ADAPTER_KEYS.items() if option in keys), adapter)
+            if owner != adapter:
+                raise self.error(f"{key}.{option}", f"is an option of adapter {owner!r}, not of {adapter!r}")
+        target: Target
+        if adapter == "redis":
+            target = RedisAdapter(key=self.string(section, f"{key}.key", "socket.io"))
+        elif adapter == "redis-sharded":
+            mode = self.string(section, f"{key}.subscription_mode", "dynamic")
+            if mode not in SUBSCRIPTION_MODES:
+                raise self.error(f"{key}.subscription_mode", f"{mode!r} is not one of {', '.join(SUBSCRIPTION_MODES)}")
+            prefix = self.string(section, f"{key}.channel_prefix", "socket.io")
+            target = ShardedRedisAdapter(channel_prefix=prefix, subscription_mode=mode)
+        elif adapter == "redis-streams":
+            target = RedisStreamsAdapter(
+                stream_name=self.string(section, f"{key}.stream_name", "socket.io"),
+                stream_count=self.integer(section, f"{key}.stream_count", default=1, minimum=1),
+                maxlen=self.integer(section, f"{key}.maxlen", default=10_000, minimum=1),
+            )
+        else:
+            target = PythonSocketIO(channel=self.string(section, f"{key}.channel", "socketio"))
+        return TargetConfig(
+            target,
+            RedisConfig(
+                url=self.string(section, f"{key}.redis_url", redis.url),
+                cluster=self.boolean(section, f"{key}.redis_cluster", default=redis.cluster),
+            ),
+        )
+
+    def check_stream_names(self, socketio: SocketIOConfig, tables: tuple[TableConfig, ...]) -> None:
+        """A namespace that a multi-stream adapter would never read is a configuration error, not a silent loss."""
+        for entry in socketio.targets:
+            if not isinstance(entry.target, RedisStreamsAdapter):
+                continue
+            for i, table in enumerate(tables):
+                try:
+                    stream_for(entry.target, table.namespace)
+                except ValueError as error:
+                    raise self.error(f"tables[{i}].namespace", str(error)) from None
 
     def string_list(self, section: Mapping[str, Any], key: str) -> list[str]:
         value = section.get(key.rpartition(".")[2], [])

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from cdc_sio import capture, publish
+from cdc_sio import capture
 from cdc_sio.config import Config
-from cdc_sio.encoding import classic_channel, classic_message
+from cdc_sio.emitter import Emitter
 from cdc_sio.errors import ConfigError, EncodingError
 from cdc_sio.migrate import migrations, validate
 from cdc_sio.routing import route
@@ -50,13 +49,13 @@ class Backoff:
 
 async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> None:
     """Publish changes until *stop* is set (or, with *once*, until nothing is waiting)."""
-    client = publish.connect(config.redis.url)
+    emitter = Emitter.from_config(config.socketio)
     backoff = Backoff()
     outage_since: float | None = None
     try:
         while not stop.is_set():
             try:
-                await _session(config, client, stop, once=once, on_connected=backoff.reset)
+                await _session(config, emitter, stop, once=once, on_connected=backoff.reset)
                 if outage_since is not None:
                     log.info("outage_ended duration_s=%.1f", time.monotonic() - outage_since)
                 return
@@ -66,12 +65,12 @@ async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> Non
                     log.warning("outage_started error=%s: %s", type(error).__name__, error)
                 await _wait_for(stop, backoff.next_delay())
     finally:
-        await client.aclose()
+        await emitter.aclose()
 
 
 async def _session(
     config: Config,
-    client: redis.Redis,
+    emitter: Emitter,
     stop: asyncio.Event,
     *,
     once: bool,
@@ -90,7 +89,7 @@ async def _session(
                 log.info("standby reason=another daemon holds the leader lock")
                 if await _wait_for(stop, config.daemon.poll_interval):
                     return
-            await client.ping()
+            await emitter.ping()
             commit_timestamps = await capture.commit_timestamps_enabled(worker)
             on_connected()
             log.info("connected role=leader tables=%d", len(config.tables))
@@ -98,7 +97,7 @@ async def _session(
                 if lost.is_set():
                     raise ConnectionError("the LISTEN connection was closed")
                 wake.clear()
-                count = await publish_batch(config, worker, client, commit_timestamps=commit_timestamps)
+                count = await publish_batch(config, worker, emitter, commit_timestamps=commit_timestamps)
                 if count == config.daemon.batch_size:
                     continue
                 if once:
@@ -111,31 +110,27 @@ async def _session(
 
 
 async def publish_batch(
-    config: Config, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool
+    config: Config, worker: asyncpg.Connection, emitter: Emitter, *, commit_timestamps: bool
 ) -> int:
     """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
     async with worker.transaction():
         records = await capture.claim_batch(worker, config.daemon.batch_size, commit_timestamps=commit_timestamps)
-        messages: list[tuple[bytes, bytes]] = []
+        messages = emitter.batch()
         for record in records:
             try:
                 change = capture.to_change(record)
-                encoded = [
-                    (classic_channel(config.socketio.key, emission), classic_message(emission))
-                    for emission in route(change, config)
-                ]
+                messages.add(*route(change, config))
             except (TemplateError, EncodingError, ValueError) as error:
                 log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
                 await capture.park(worker, record, str(error))
-                continue
-            messages.extend(encoded)
-        await publish.publish(client, messages)
+        message_count = len(messages)
+        await messages.send()
     if records:
         lag = datetime.now(UTC) - records[-1]["committed_at"]
         log.debug(
             "batch_published changes=%d messages=%d lag_ms=%.1f",
             len(records),
-            len(messages),
+            message_count,
             lag.total_seconds() * 1000,
         )
     return len(records)

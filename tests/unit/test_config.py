@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from cdc_sio.config import TableName, load_config, parse_config
+from cdc_sio.config import RedisConfig, TableName, TargetConfig, load_config, parse_config
 from cdc_sio.errors import ConfigError
+from cdc_sio.targets import PythonSocketIO, RedisAdapter, RedisStreamsAdapter, ShardedRedisAdapter
 
 ROOT = Path(__file__).parents[2]
 
@@ -33,7 +34,7 @@ def test_example_config_loads_with_every_documented_key() -> None:
     assert [t.text for t in table.rooms] == ["thing:{id}", "org:{org_id}"]
     assert table.exclude_columns == ("secret",)
     assert dict(table.events) == {"insert": "Thing::create", "update": "Thing::update", "delete": "Thing::delete"}
-    assert config.socketio.key == "socket.io"
+    assert [t.target for t in config.socketio.targets] == [RedisAdapter(key="socket.io")]
     assert config.redis.url == "redis://127.0.0.1:6379/0"
     assert config.daemon.batch_size == 1000
 
@@ -89,3 +90,69 @@ def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
     broken.write_text("[postgres\n")
     with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML"):
         load_config(broken, {})
+
+
+def targets_of(socketio: dict[str, Any], redis: dict[str, Any] | None = None) -> list[TargetConfig]:
+    document = {**minimal(), "socketio": socketio, "redis": redis or {}}
+    return list(parse_config(document, "app.toml", {}).socketio.targets)
+
+
+def test_socketio_keys_are_one_target_and_the_classic_key_is_the_default() -> None:
+    """[socketio] key = ... (the core's config) is the classic Redis adapter; an adapter's options sit beside it."""
+    local = RedisConfig("redis://127.0.0.1:6379/0")
+    assert targets_of({}) == [TargetConfig(RedisAdapter("socket.io"), local)]
+    assert targets_of({"key": "app"}) == [TargetConfig(RedisAdapter("app"), local)]
+    sharded = {"adapter": "redis-sharded", "channel_prefix": "p", "subscription_mode": "static"}
+    assert targets_of(sharded, {"url": "redis://c:7000", "cluster": True}) == [
+        TargetConfig(ShardedRedisAdapter("p", "static"), RedisConfig("redis://c:7000", cluster=True))
+    ]
+    streams = {"adapter": "redis-streams", "stream_name": "s", "stream_count": 4, "maxlen": 100}
+    assert targets_of(streams)[0].target == RedisStreamsAdapter("s", 4, 100)
+    assert targets_of({"adapter": "python-socketio"})[0].target == PythonSocketIO("socketio")
+
+
+def test_several_targets_each_with_its_own_redis_or_the_default_one() -> None:
+    """[[socketio.targets]]: every event goes to each (e.g. while moving a cluster from one adapter to another)."""
+    entries = [
+        {"adapter": "redis", "key": "old"},
+        {"adapter": "redis-sharded", "redis_url": "redis://new:7000", "redis_cluster": True},
+        {"adapter": "python-socketio", "channel": "py"},
+    ]
+    assert targets_of({"targets": entries}, {"url": "redis://old:6379"}) == [
+        TargetConfig(RedisAdapter("old"), RedisConfig("redis://old:6379")),
+        TargetConfig(ShardedRedisAdapter(), RedisConfig("redis://new:7000", cluster=True)),
+        TargetConfig(PythonSocketIO("py"), RedisConfig("redis://old:6379")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("socketio", "message"),
+    [
+        ({"adapter": "kafka"}, "socketio.adapter: unknown adapter 'kafka' (known: redis, redis-sharded, redis-streams"),
+        (
+            {"adapter": "redis", "stream_name": "s"},
+            "socketio.stream_name: is an option of adapter 'redis-streams', not",
+        ),
+        ({"channel": "c"}, "socketio.channel: is an option of adapter 'python-socketio', not of 'redis'"),
+        ({"adapter": "redis-sharded", "subscription_mode": "lazy"}, "'lazy' is not one of static, dynamic, dynamic-"),
+        ({"adapter": "redis-streams", "stream_count": 0}, "socketio.stream_count: must be at least 1"),
+        ({"redis_cluster": "yes"}, "socketio.redis_cluster: must be true or false, not a string"),
+        ({"brokers": 1}, "socketio.brokers: unknown key"),
+        ({"key": "k", "targets": [{}]}, "socketio.key: with [[socketio.targets]], set it in each target entry"),
+        ({"targets": []}, "socketio.targets: must be a non-empty array of tables"),
+        ({"targets": [{"key": "a"}, {"key": "a"}]}, "socketio.targets[1]: the same target is listed twice"),
+        ({"targets": [{"adapter": "redis-sharded", "key": "a"}]}, "socketio.targets[0].key: is an option of adapter"),
+    ],
+)
+def test_bad_target_names_its_key(socketio: dict[str, Any], message: str) -> None:
+    """An unknown adapter, an option of another adapter, or a target listed twice is refused, naming the key."""
+    assert message in error_of({**minimal(), "socketio": socketio})
+
+
+def test_namespace_a_multi_stream_adapter_never_reads_is_a_config_error() -> None:
+    """With stream_count 4, '/notifications' would go to 'socket.io--3', which no streams-adapter server polls."""
+    document = {**minimal(namespace="/notifications"), "socketio": {"adapter": "redis-streams", "stream_count": 4}}
+    assert "app.toml: tables[0].namespace: namespace '/notifications' maps to stream 'socket.io--3'" in error_of(
+        document
+    )
+    assert "redis.cluster: must be true or false" in error_of({**minimal(), "redis": {"cluster": 1}})

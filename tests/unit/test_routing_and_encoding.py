@@ -95,12 +95,6 @@ def test_round_trip_through_decoder() -> None:
     assert msgpack.unpackb(classic_message(emission))[0] == "emitter"
 
 
-@pytest.mark.parametrize("event", ["", "disconnect", "connect"])
-def test_reserved_or_empty_event_names_are_refused(event: str) -> None:
-    with pytest.raises(EncodingError):
-        classic_message(Emission("/", (), event, ()))
-
-
 def test_unencodable_value_is_an_encoding_error() -> None:
     with pytest.raises(EncodingError, match="cannot encode"):
         classic_message(Emission("/", (), "e", (object(),)))
