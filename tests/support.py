@@ -57,7 +57,10 @@ async def new_database(setup_sql: str = THINGS_DDL) -> AsyncIterator[str]:
         await admin.close()
 
 
-def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: Any) -> Config:
+def make_config(
+    dsn: str, key: str, *tables: dict[str, Any], socketio: dict[str, Any] | None = None, **daemon_settings: Any
+) -> Config:
+    """A config on the test's database; *socketio* replaces the default classic target on *key*."""
     if not tables:
         tables = (
             {
@@ -70,7 +73,7 @@ def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: 
     document = {
         "postgres": {"dsn": dsn},
         "redis": {"url": REDIS_URL},
-        "socketio": {"key": key},
+        "socketio": socketio or {"key": key},
         "daemon": {"poll_interval": 0.2, **daemon_settings},
         "tables": list(tables),
     }

@@ -10,7 +10,7 @@ import redis.asyncio
 
 from cdc_sio.encoding import classic_channel, classic_message
 from cdc_sio.routing import Emission
-from tests.interop.harness import ClientFactory, NodeServer, ReceivedEvent
+from tests.interop.harness import ClientFactory, ReceivedEvent, SocketServer
 from tests.support import make_config, migrate_database, running_daemon
 
 pytestmark = pytest.mark.interop
@@ -27,7 +27,7 @@ async def publish_sentinel(redis_client: redis.asyncio.Redis, key: str, namespac
 async def test_psql_update_reaches_the_client_in_the_row_room_only(
     dsn: str,
     key: str,
-    socketio_server: NodeServer,
+    socketio_server: SocketServer,
     socketio_client: ClientFactory,
     redis_client: redis.asyncio.Redis,
 ) -> None:
