@@ -120,7 +120,7 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
     root = reader.section(document, "", {"postgres", "redis", "socketio", "daemon", "tables"})
     postgres = reader.section(root.get("postgres"), "postgres", {"dsn"}, required=True)
     redis = reader.section(root.get("redis", {}), "redis", {"url", "cluster"})
-    socketio = reader.section(root.get("socketio", {}), "socketio", {"targets", *_TARGET_KEYS})
+    socketio = reader.section(root.get("socketio", {}), "socketio", {"targets", *TARGET_OPTIONS})
     daemon = reader.section(root.get("daemon", {}), "daemon", {"batch_size", "poll_interval"})
     tables_value = root.get("tables")
     if not isinstance(tables_value, list) or not tables_value:
@@ -151,13 +151,13 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
 
 
 # The options of each adapter, named after the server-side adapter's options.
-_ADAPTER_KEYS = {
+ADAPTER_OPTIONS = {
     "redis": ("key",),
     "redis-sharded": ("channel_prefix", "subscription_mode"),
     "redis-streams": ("stream_name", "stream_count", "maxlen"),
     "python-socketio": ("channel",),
 }
-_TARGET_KEYS = {"adapter", "redis_url", "redis_cluster", *(k for keys in _ADAPTER_KEYS.values() for k in keys)}
+TARGET_OPTIONS = {"adapter", "redis_url", "redis_cluster", *(k for keys in ADAPTER_OPTIONS.values() for k in keys)}
 
 
 class _Reader:
@@ -242,12 +242,12 @@ class _Reader:
         return SocketIOConfig(targets)
 
     def target(self, value: object, key: str, redis: RedisConfig) -> TargetConfig:
-        section = self.section(value, key, _TARGET_KEYS)
+        section = self.section(value, key, TARGET_OPTIONS)
         adapter = self.string(section, f"{key}.adapter", "redis")
-        if adapter not in _ADAPTER_KEYS:
-            raise self.error(f"{key}.adapter", f"unknown adapter {adapter!r} (known: {', '.join(_ADAPTER_KEYS)})")
+        if adapter not in ADAPTER_OPTIONS:
+            raise self.error(f"{key}.adapter", f"unknown adapter {adapter!r} (known: {', '.join(ADAPTER_OPTIONS)})")
         for option in section:
-            owner = next((name for name, keys in _ADAPTER_KEYS.items() if option in keys), adapter)
+            owner = next((name for name, keys in ADAPTER_OPTIONS.items() if option in keys), adapter)
             if owner != adapter:
                 raise self.error(f"{key}.{option}", f"is an option of adapter {owner!r}, not of {adapter!r}")
         target: Target

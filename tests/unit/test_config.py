@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cdc_sio.config import RedisConfig, TableName, TargetConfig, load_config, parse_config
+from cdc_sio.config import TARGET_OPTIONS, RedisConfig, TableName, TargetConfig, load_config, parse_config
 from cdc_sio.errors import ConfigError
 from cdc_sio.targets import PythonSocketIO, RedisAdapter, RedisStreamsAdapter, ShardedRedisAdapter
 
@@ -156,3 +157,10 @@ def test_namespace_a_multi_stream_adapter_never_reads_is_a_config_error() -> Non
         document
     )
     assert "redis.cluster: must be true or false" in error_of({**minimal(), "redis": {"cluster": 1}})
+
+
+def test_example_config_documents_every_target_option() -> None:
+    """Each [socketio] / [[socketio.targets]] option and [redis] cluster appears in config.example.toml."""
+    text = (ROOT / "config.example.toml").read_text()
+    for option in sorted(TARGET_OPTIONS | {"cluster", "targets"}):
+        assert re.search(rf"^# (\[\[socketio\.)?{option}\b", text, re.MULTILINE), option
