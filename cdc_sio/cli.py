@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from cdc_sio import __version__, capture, daemon, migrate, status, tail
+from cdc_sio import __version__, daemon, migrate, pg, status, tail
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
 
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(config: Config, args: argparse.Namespace) -> int:
-    connection = await capture.connect(config.postgres.dsn, "migrate")
+    connection = await pg.connect(config.postgres.dsn, "migrate")
     try:
         if args.uninstall:
             steps = await migrate.uninstall(connection, dry_run=args.sql)
@@ -95,7 +95,7 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
-    connection = await capture.connect(config.postgres.dsn, "status")
+    connection = await pg.connect(config.postgres.dsn, "status")
     try:
         print((await status.read_status(connection, config)).render())
     finally:

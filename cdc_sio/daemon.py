@@ -19,12 +19,13 @@ import asyncpg
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from cdc_sio import capture, publish
+from cdc_sio import capture, pg, publish
+from cdc_sio.catalog import TableShapes, table_shapes
 from cdc_sio.config import Config
 from cdc_sio.encoding import classic_channel, classic_message
 from cdc_sio.errors import ConfigError, EncodingError
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.routing import route
+from cdc_sio.routing import Change, Emission, route, too_large
 from cdc_sio.templates import TemplateError
 
 log = logging.getLogger("cdc_sio.daemon")
@@ -77,10 +78,10 @@ async def _session(
     once: bool,
     on_connected: Callable[[], None],
 ) -> None:
-    await validate(config)
-    listener = await capture.connect(config.postgres.dsn, "listener")
+    shapes = table_shapes(config, await validate(config))
+    listener = await pg.connect(config.postgres.dsn, "listener")
     try:
-        worker = await capture.connect(config.postgres.dsn, "worker")
+        worker = await pg.connect(config.postgres.dsn, "worker")
         try:
             await _check_migrated(worker)
             wake, lost = asyncio.Event(), asyncio.Event()
@@ -98,7 +99,7 @@ async def _session(
                 if lost.is_set():
                     raise ConnectionError("the LISTEN connection was closed")
                 wake.clear()
-                count = await publish_batch(config, worker, client, commit_timestamps=commit_timestamps)
+                count = await publish_batch(config, shapes, worker, client, commit_timestamps=commit_timestamps)
                 if count == config.daemon.batch_size:
                     continue
                 if once:
@@ -111,7 +112,12 @@ async def _session(
 
 
 async def publish_batch(
-    config: Config, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool
+    config: Config,
+    shapes: TableShapes,
+    worker: asyncpg.Connection,
+    client: redis.Redis,
+    *,
+    commit_timestamps: bool,
 ) -> int:
     """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
     async with worker.transaction():
@@ -119,11 +125,8 @@ async def publish_batch(
         messages: list[tuple[bytes, bytes]] = []
         for record in records:
             try:
-                change = capture.to_change(record)
-                encoded = [
-                    (classic_channel(config.socketio.key, emission), classic_message(emission))
-                    for emission in route(change, config)
-                ]
+                change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
+                encoded = [encode(config, emission, change, shapes) for emission in route(change, config, shapes.keys)]
             except (TemplateError, EncodingError, ValueError) as error:
                 log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
                 await capture.park(worker, record, str(error))
@@ -139,6 +142,15 @@ async def publish_batch(
             lag.total_seconds() * 1000,
         )
     return len(records)
+
+
+def encode(config: Config, emission: Emission, change: Change, shapes: TableShapes) -> tuple[bytes, bytes]:
+    """The channel and message; an event over ``max_event_bytes`` becomes a marker with the row's key."""
+    channel, message = classic_channel(config.socketio.key, emission), classic_message(emission)
+    if len(message) > config.daemon.max_event_bytes:
+        log.warning("event_too_large id=%d table=%s bytes=%d", change.id, change.table, len(message))
+        message = classic_message(too_large(emission, change, shapes.keys.get(change.table, ()), len(message)))
+    return channel, message
 
 
 async def _check_migrated(connection: asyncpg.Connection) -> None:

@@ -8,15 +8,17 @@ what is installed. ``plan`` returns the same SQL without running it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
 
-from cdc_sio.catalog import config_problems, describe_tables
+from cdc_sio.catalog import TableInfo, config_problems, describe_tables, primary_keys
 from cdc_sio.config import Config, TableName
 from cdc_sio.errors import ConfigError
-from cdc_sio.triggers import quote_literal, table_triggers, uninstall_sql
+from cdc_sio.pg import connect, sql_file
+from cdc_sio.triggers import filter_check_sql, quote_literal, table_triggers, uninstall_sql
 
 MIGRATE_LOCK = 0x63646373696F  # "cdcsio": one migrate at a time
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -33,10 +35,6 @@ class Migration:
 class Step:
     description: str
     sql: str
-
-
-def sql_file(name: str) -> str:
-    return resources.files("cdc_sio.sql").joinpath(name).read_text()
 
 
 def migrations() -> list[Migration]:
@@ -58,15 +56,45 @@ def migration_step(migration: Migration) -> Step:
     return Step(f"apply migration {migration.version:04d}_{migration.name}", migration.sql + record)
 
 
-async def validate(config: Config) -> None:
-    """Raise ConfigError naming every table, template or column the database does not have."""
+async def validate(config: Config) -> dict[TableName, TableInfo]:
+    """What the database says of the watched tables; ConfigError naming everything that does not fit."""
     infos = await describe_tables(config.postgres.dsn, [t.table for t in config.tables])
-    problems = config_problems(config, infos)
+    problems = config_problems(config, infos) or await _filter_problems(config)
     if problems:
         raise ConfigError("\n".join(problems))
+    return {table: info for table, info in infos.items() if info is not None}
 
 
-async def plan(connection: asyncpg.Connection, config: Config) -> list[Step]:
+async def _filter_problems(config: Config) -> list[str]:
+    """Let PostgreSQL judge every route filter, so its own message reaches the user."""
+    checks = [
+        (i, route, op)
+        for i, table in enumerate(config.tables)
+        for route in table.routes
+        if route.when is not None
+        for op in route.operations
+    ]
+    if not checks:
+        return []
+    problems = []
+    connection = await connect(config.postgres.dsn, "check")
+    try:
+        for i, route, op in checks:
+            try:
+                await connection.prepare(filter_check_sql(config.tables[i].table, route, op))
+            except asyncpg.PostgresError as error:
+                problems.append(
+                    f"{config.source}: tables[{i}]: route {route.name!r}: filter {route.when!r} "
+                    f"is not valid for {op}: {error}"
+                )
+    finally:
+        await connection.close()
+    return problems
+
+
+async def plan(
+    connection: asyncpg.Connection, config: Config, primary_keys: Mapping[str, tuple[str, ...]]
+) -> list[Step]:
     """The steps that bring the database to *config*; empty when it is already there."""
     steps = [Step("create schema cdc_sio and its version table", sql_file("bootstrap.sql"))]
     applied: set[int] = set()
@@ -83,7 +111,7 @@ async def plan(connection: asyncpg.Connection, config: Config) -> list[Step]:
             }
     steps += [migration_step(m) for m in migrations() if m.version not in applied]
 
-    configured = {t.table: table_triggers(t) for t in config.tables}
+    configured = {t.table: table_triggers(t, primary_keys[str(t.table)]) for t in config.tables}
     for table, (function, _) in sorted(installed.items(), key=lambda item: str(item[0])):
         if table not in configured:
             exists = await _table_exists(connection, table)
@@ -112,10 +140,10 @@ async def plan(connection: asyncpg.Connection, config: Config) -> list[Step]:
 
 async def migrate(connection: asyncpg.Connection, config: Config, *, dry_run: bool = False) -> list[Step]:
     """Apply (or with *dry_run*, only compute) the plan in one transaction; return its steps."""
-    await validate(config)
+    keys = primary_keys(config, await validate(config))
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
-        steps = await plan(connection, config)
+        steps = await plan(connection, config, keys)
         if not dry_run:
             for step in steps:
                 await connection.execute(step.sql)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from cdc_sio.catalog import describe_tables, primary_keys
 from cdc_sio.config import Config, TableName
 from cdc_sio.triggers import table_triggers
 
@@ -39,12 +40,16 @@ async def read_status(connection: asyncpg.Connection, config: Config) -> Status:
         TableName(r["schema_name"], r["table_name"]): r["fingerprint"]
         for r in await connection.fetch("SELECT schema_name, table_name, fingerprint FROM cdc_sio.watched_tables")
     }
+    infos = await describe_tables(config.postgres.dsn, [t.table for t in config.tables])
+    keys = primary_keys(config, infos)
     tables = {}
     for table_config in config.tables:
         fingerprint = installed.pop(table_config.table, None)
-        if fingerprint is None:
+        if infos.get(table_config.table) is None:
+            tables[str(table_config.table)] = "table does not exist"
+        elif fingerprint is None:
             tables[str(table_config.table)] = "not installed (run cdc-sio migrate)"
-        elif fingerprint != table_triggers(table_config).fingerprint:
+        elif fingerprint != table_triggers(table_config, keys[str(table_config.table)]).fingerprint:
             tables[str(table_config.table)] = "differs from config (run cdc-sio migrate)"
         else:
             tables[str(table_config.table)] = "up to date"

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
-from cdc_sio import capture, daemon, migrate
+from cdc_sio import daemon, migrate, pg
 from cdc_sio.config import Config, parse_config
 from cdc_sio.encoding import decode_classic
 from cdc_sio.routing import Emission
@@ -78,7 +78,7 @@ def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: 
 
 
 async def migrate_database(config: Config) -> list[migrate.Step]:
-    connection = await capture.connect(config.postgres.dsn, "test-migrate")
+    connection = await pg.connect(config.postgres.dsn, "test-migrate")
     try:
         return await migrate.migrate(connection, config)
     finally:

@@ -29,10 +29,12 @@ def test_example_config_loads_with_every_documented_key() -> None:
     config = load_config(ROOT / "config.example.toml", {})
     table = config.tables[0]
     assert table.table == TableName("public", "things")
-    assert table.namespace == "/"
-    assert [t.text for t in table.rooms] == ["thing:{id}", "org:{org_id}"]
     assert table.exclude_columns == ("secret",)
-    assert dict(table.events) == {"insert": "Thing::create", "update": "Thing::update", "delete": "Thing::delete"}
+    update = next(r for r in table.routes if r.name == "update")
+    assert (update.namespace, update.event.text, update.payload) == ("/", "Thing::update", "row")
+    assert [t.text for t in update.rooms] == ["thing:{id}", "org:{org_id}"]
+    assert update.left_event.text == "Thing::delete"
+    assert table.operations == ("insert", "update", "delete")
     assert config.socketio.key == "socket.io"
     assert config.redis.url == "redis://127.0.0.1:6379/0"
     assert config.daemon.batch_size == 1000
@@ -41,8 +43,11 @@ def test_example_config_loads_with_every_documented_key() -> None:
 def test_defaults_and_unqualified_table_means_public() -> None:
     config = parse_config(minimal(), "app.toml", {})
     assert config.tables[0].table == TableName("public", "things")
-    assert config.tables[0].rooms == ()
+    [route] = config.tables[0].routes
+    assert (route.rooms, route.namespace, route.when) == ((), "/", None)
+    assert route.left_event.text == "Thing::update::left"
     assert config.daemon.poll_interval == 1.0
+    assert config.daemon.max_event_bytes == 8 * 2**20
 
 
 def test_environment_references_are_expanded_and_dollar_escaped() -> None:
@@ -64,8 +69,17 @@ def test_environment_references_are_expanded_and_dollar_escaped() -> None:
         (minimal(namespace="admin"), "app.toml: tables[0].namespace: 'admin' must start with '/'"),
         (minimal(rooms=["org:{org_id"]), "app.toml: tables[0].rooms[0]: template 'org:{org_id' has an unclosed '{'"),
         (minimal(rooms="thing"), "app.toml: tables[0].rooms: must be a list of strings, not a string"),
-        (minimal(rooms=["t:{secret}"], exclude_columns=["secret"]), "uses excluded column 'secret'"),
+        (minimal(rooms=["t:{secret}"], exclude_columns=["secret"]), "route 'update' uses excluded column 'secret'"),
         (minimal(events={}), "app.toml: tables[0].events: name an event for at least one of insert, update, delete"),
+        (minimal(payload="diff"), "app.toml: tables[0].payload: 'diff' is not one of row, changes, flag, json-string"),
+        (minimal(routes={"on": ["insert"]}), "app.toml: tables[0].routes: must be an array of tables"),
+        (minimal(routes=[{"event": "e"}]), "app.toml: tables[0].routes[0].on: name at least one of insert"),
+        (minimal(routes=[{"on": ["upsert"], "event": "e"}]), "app.toml: tables[0].routes[0].on[0]: 'upsert' is not"),
+        (minimal(routes=[{"on": ["insert"]}]), "app.toml: tables[0].routes[0].event: is required"),
+        (minimal(routes=[{"on": ["insert"], "event": "e", "rooms": ["{x"]}]), "tables[0].routes[0].rooms[0]: template"),
+        (minimal(routes=[{"on": ["insert"], "event": "e", "colour": 1}]), "tables[0].routes[0].colour: unknown key"),
+        (minimal(routes=[{"on": ["insert"], "event": "e", "name": "update"}]), "two routes are named 'update'"),
+        (minimal(include_old="yes"), "app.toml: tables[0].include_old: must be true or false, not a string"),
         (minimal(events={"upsert": "x"}), "app.toml: tables[0].events.upsert: unknown key"),
         (minimal(events={"delete": "disconnect"}), "app.toml: tables[0].events.delete: 'disconnect' is reserved"),
         ({**minimal(), "daemon": {"batch_size": 0}}, "app.toml: daemon.batch_size: must be at least 1"),
@@ -89,3 +103,29 @@ def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
     broken.write_text("[postgres\n")
     with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML"):
         load_config(broken, {})
+
+
+def test_routes_inherit_the_table_defaults_and_override_them() -> None:
+    document = minimal(
+        namespace="/live",
+        rooms=["thing:{id}"],
+        payload="changes",
+        routes=[
+            {
+                "name": "important",
+                "on": ["delete"],
+                "when": "importance > 100",
+                "event": "Thing::delete::important",
+                "rooms": ["ROOM::ExtraImportantUpdates"],
+                "payload": "flag",
+            }
+        ],
+    )
+    document["tables"][0]["events"]["truncate"] = "Thing::truncate"
+    table = parse_config(document, "app.toml", {}).tables[0]
+    update, important = table.routes
+    assert (update.namespace, [t.text for t in update.rooms], update.payload) == ("/live", ["thing:{id}"], "changes")
+    assert (important.namespace, [t.text for t in important.rooms]) == ("/live", ["ROOM::ExtraImportantUpdates"])
+    assert (important.when, important.payload, important.operations) == ("importance > 100", "flag", ("delete",))
+    assert table.operations == ("update", "delete")
+    assert (table.truncate_event, table.truncate_namespace, table.truncate_rooms) == ("Thing::truncate", "/live", ())
