@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from cdc_sio import __version__, daemon, migrate, pg, status, tail
+from cdc_sio import __version__, daemon, deadletters, migrate, pg, status, tail
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
 
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     command("check", _check, "check the configuration against the live database")
     command("status", _status, "show migrations, triggers, and the changes waiting")
     command("tail", _tail, "print every Socket.IO broadcast in Redis, decoded")
+    dead = command("dead-letters", _dead_letters, "list the changes that could not be published")
+    dead.add_argument("--retry", action="store_true", help="queue them again (after fixing the config)")
+    dead.add_argument("ids", nargs="*", type=int, metavar="CHANGE_ID", help="only these (default: all)")
     return parser
 
 
@@ -98,6 +101,21 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
     connection = await pg.connect(config.postgres.dsn, "status")
     try:
         print((await status.read_status(connection, config)).render())
+    finally:
+        await connection.close()
+    return 0
+
+
+async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
+    connection = await pg.connect(config.postgres.dsn, "dead-letters")
+    try:
+        if args.retry:
+            count = await deadletters.retry_dead_letters(connection, args.ids or None)
+            print(f"cdc-sio: {count} changes queued again")
+        else:
+            print("change_id\ttable\top\tfailed_at\treason")
+            for line in await deadletters.list_dead_letters(connection):
+                print(line)
     finally:
         await connection.close()
     return 0
