@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import inspect
+from sqlalchemy import exc, inspect
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -49,7 +50,9 @@ def _reflect(connection: Connection, tables: Sequence[TableName]) -> dict[TableN
         if not inspector.has_table(table.name, schema=table.schema):
             result[table] = None
             continue
-        columns = inspector.get_columns(table.name, schema=table.schema)
+        with warnings.catch_warnings():  # composite and other custom types: only names matter here
+            warnings.filterwarnings("ignore", "Did not recognize type", exc.SAWarning)
+            columns = inspector.get_columns(table.name, schema=table.schema)
         primary_key = inspector.get_pk_constraint(table.name, schema=table.schema)["constrained_columns"]
         binary = frozenset(c["name"] for c in columns if isinstance(c["type"], postgresql.BYTEA))
         result[table] = TableInfo(tuple(c["name"] for c in columns), tuple(primary_key), binary)

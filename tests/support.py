@@ -14,7 +14,7 @@ import redis.asyncio as redis
 
 from cdc_sio import daemon, migrate, pg
 from cdc_sio.config import Config, parse_config
-from cdc_sio.encoding import decode_classic
+from cdc_sio.encoding import classic_channel, classic_message, decode_classic
 from cdc_sio.routing import Emission
 
 ADMIN_DSN = os.environ.get("CDC_SIO_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -141,6 +141,12 @@ class Subscriber:
                 await self._reader
         await self.pubsub.aclose()
         await self.client.aclose()
+
+
+async def publish_sentinel(client: redis.Redis, key: str, namespace: str) -> None:
+    """An event to everybody, published after the one under test: whoever sees it saw everything before it."""
+    emission = Emission(namespace, (), "sentinel", ())
+    assert await client.publish(classic_channel(key, emission), classic_message(emission)) == 1
 
 
 def row_of(emission: Emission) -> dict[str, Any]:
