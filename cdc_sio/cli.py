@@ -94,7 +94,16 @@ async def _migrate(config: Config, args: argparse.Namespace) -> int:
 async def _check(config: Config, args: argparse.Namespace) -> int:
     await migrate.validate(config)
     print(f"cdc-sio: {config.source} fits the database ({len(config.tables)} tables)")
-    return 0
+    connection = await pg.connect(config.postgres.dsn, "check")
+    try:
+        installed = await connection.fetchval("SELECT to_regclass('cdc_sio.watched_tables') IS NOT NULL")
+        states = await status.capture_states(connection, config) if installed else {}
+    finally:
+        await connection.close()
+    drift = {table: state for table, state in states.items() if state not in (status.UP_TO_DATE, status.NOT_INSTALLED)}
+    for table, state in sorted(drift.items()):
+        print(f"cdc-sio: drift: {table}: {state}", file=sys.stderr)
+    return 1 if drift else 0
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:

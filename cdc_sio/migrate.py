@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import asyncpg
 
@@ -18,7 +19,7 @@ from cdc_sio.catalog import TableInfo, config_problems, describe_tables, primary
 from cdc_sio.config import Config, TableName
 from cdc_sio.errors import ConfigError
 from cdc_sio.pg import connect, sql_file
-from cdc_sio.triggers import filter_check_sql, quote_literal, table_triggers, uninstall_sql
+from cdc_sio.triggers import drift, filter_check_sql, quote_literal, table_triggers, uninstall_sql
 
 MIGRATE_LOCK = 0x63646373696F  # "cdcsio": one migrate at a time
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -98,34 +99,26 @@ async def plan(
     """The steps that bring the database to *config*; empty when it is already there."""
     steps = [Step("create schema cdc_sio and its version table", sql_file("bootstrap.sql"))]
     applied: set[int] = set()
-    installed: dict[TableName, tuple[str, str]] = {}
+    installed: dict[TableName, Any] = {}
     if await connection.fetchval("SELECT to_regclass('cdc_sio.schema_migrations') IS NOT NULL"):
         steps = []
         applied = {row["version"] for row in await connection.fetch("SELECT version FROM cdc_sio.schema_migrations")}
         if await connection.fetchval("SELECT to_regclass('cdc_sio.watched_tables') IS NOT NULL"):
-            rows = await connection.fetch(
-                "SELECT schema_name, table_name, function_name, fingerprint FROM cdc_sio.watched_tables"
-            )
-            installed = {
-                TableName(r["schema_name"], r["table_name"]): (r["function_name"], r["fingerprint"]) for r in rows
-            }
+            rows = await connection.fetch(sql_file("installed_capture.sql"))
+            installed = {TableName(r["schema_name"], r["table_name"]): r for r in rows}
     steps += [migration_step(m) for m in migrations() if m.version not in applied]
 
     configured = {t.table: table_triggers(t, primary_keys[str(t.table)]) for t in config.tables}
-    for table, (function, _) in sorted(installed.items(), key=lambda item: str(item[0])):
+    for table, record in sorted(installed.items(), key=lambda item: str(item[0])):
         if table not in configured:
-            exists = await _table_exists(connection, table)
-            steps.append(
-                Step(
-                    f"remove capture from {table}",
-                    uninstall_sql(table, function, table_exists=exists) + _unregister(table),
-                )
-            )
+            sql = uninstall_sql(table, record["function_name"], table_exists=record["table_exists"])
+            steps.append(Step(f"remove capture from {table}", sql + _unregister(table)))
     for table, triggers in configured.items():
         current = installed.get(table)
-        if current is not None and current[1] == triggers.fingerprint:
+        problem = None if current is None else drift(triggers, current)
+        if current is not None and problem is None:
             continue
-        verb = "install" if current is None else "update"
+        what = f"install capture on {table}" if current is None else f"update capture on {table} ({problem})"
         register = (
             "INSERT INTO cdc_sio.watched_tables (schema_name, table_name, function_name, fingerprint) "
             f"VALUES ({quote_literal(table.schema)}, {quote_literal(table.name)}, "
@@ -134,7 +127,7 @@ async def plan(
             "    SET function_name = excluded.function_name, fingerprint = excluded.fingerprint,\n"
             "        installed_at = now();\n"
         )
-        steps.append(Step(f"{verb} capture on {table}", triggers.install_sql + register))
+        steps.append(Step(what, triggers.install_sql + register))
     return steps
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.dialects import postgresql
 
@@ -74,11 +75,24 @@ class TableTriggers:
 
     table: TableName
     function_name: str
+    function_body: str  # what pg_proc.prosrc holds once installed
+    trigger_names: tuple[str, ...]
     install_sql: str
 
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.install_sql.encode()).hexdigest()
+
+
+def drift(expected: TableTriggers, installed: Mapping[str, Any]) -> str | None:
+    """How the installed capture (a row of installed_capture.sql) differs from *expected*, or None."""
+    if installed["fingerprint"] != expected.fingerprint:
+        return "differs from config"
+    if installed["function_body"] != expected.function_body:
+        return f"changed outside cdc-sio: function cdc_sio.{expected.function_name} differs"
+    if sorted(installed["enabled_triggers"]) != sorted(expected.trigger_names):
+        return "changed outside cdc-sio: enabled triggers are " + (", ".join(installed["enabled_triggers"]) or "none")
+    return None
 
 
 def table_triggers(config: TableConfig, primary_key: Sequence[str]) -> TableTriggers:
@@ -123,7 +137,10 @@ def table_triggers(config: TableConfig, primary_key: Sequence[str]) -> TableTrig
             f"CREATE TRIGGER {trigger_name('truncate')} AFTER TRUNCATE ON {quote_table(table)}\n"
             f"    FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         )
-    return TableTriggers(table, function_name(table), ";\n".join(statements) + ";\n")
+    names = tuple(trigger_name(op) for op in config.operations)
+    if config.truncate_event is not None:
+        names += (trigger_name("truncate"),)
+    return TableTriggers(table, function_name(table), body, names, ";\n".join(statements) + ";\n")
 
 
 def _name(config: TableConfig) -> str:
