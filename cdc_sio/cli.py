@@ -9,11 +9,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from cdc_sio import __version__, daemon, deadletters, migrate, pg, status, tail
+from cdc_sio import __version__, alembic_revision, daemon, deadletters, migrate, pg, status, tail
+from cdc_sio.catalog import primary_keys
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
 
@@ -66,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     command("check", _check, "check the configuration against the live database")
     command("status", _status, "show migrations, triggers, and the changes waiting")
     command("tail", _tail, "print every Socket.IO broadcast in Redis, decoded")
+    revision = command("alembic-revision", _alembic_revision, "write cdc-sio's install as an Alembic revision")
+    revision.add_argument("--directory", required=True, type=Path, help="the Alembic versions directory")
+    revision.add_argument("--message", "-m", default="install cdc-sio capture", help="the revision's message")
+    revision.add_argument("--down-revision", help="the revision it follows (default: the directory's head)")
     dead = command("dead-letters", _dead_letters, "list the changes that could not be published")
     dead.add_argument("--retry", action="store_true", help="queue them again (after fixing the config)")
     dead.add_argument("ids", nargs="*", type=int, metavar="CHANGE_ID", help="only these (default: all)")
@@ -112,6 +118,27 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
         print((await status.read_status(connection, config)).render())
     finally:
         await connection.close()
+    return 0
+
+
+async def _alembic_revision(config: Config, args: argparse.Namespace) -> int:
+    if not args.directory.is_dir():
+        raise ConfigError(f"--directory {args.directory}: not a directory")
+    try:
+        down_revision = args.down_revision or alembic_revision.head_revision(args.directory)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    keys = primary_keys(config, await migrate.validate(config))
+    path = alembic_revision.write_revision(
+        args.directory,
+        migrate.install_steps(config, keys),
+        migrate.removal_steps(config),
+        message=args.message,
+        down_revision=down_revision,
+        source=config.source,
+        version=__version__,
+    )
+    print(f"cdc-sio: wrote {path}")
     return 0
 
 

@@ -19,7 +19,15 @@ from cdc_sio.catalog import TableInfo, config_problems, describe_tables, primary
 from cdc_sio.config import Config, TableName
 from cdc_sio.errors import ConfigError
 from cdc_sio.pg import connect, sql_file
-from cdc_sio.triggers import drift, filter_check_sql, quote_literal, table_triggers, uninstall_sql
+from cdc_sio.triggers import (
+    TableTriggers,
+    drift,
+    drop_trigger_statements,
+    filter_check_sql,
+    quote_literal,
+    table_triggers,
+    uninstall_sql,
+)
 
 MIGRATE_LOCK = 0x63646373696F  # "cdcsio": one migrate at a time
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -119,16 +127,40 @@ async def plan(
         if current is not None and problem is None:
             continue
         what = f"install capture on {table}" if current is None else f"update capture on {table} ({problem})"
-        register = (
-            "INSERT INTO cdc_sio.watched_tables (schema_name, table_name, function_name, fingerprint) "
-            f"VALUES ({quote_literal(table.schema)}, {quote_literal(table.name)}, "
-            f"{quote_literal(triggers.function_name)}, {quote_literal(triggers.fingerprint)})\n"
-            "    ON CONFLICT (schema_name, table_name) DO UPDATE\n"
-            "    SET function_name = excluded.function_name, fingerprint = excluded.fingerprint,\n"
-            "        installed_at = now();\n"
-        )
-        steps.append(Step(what, triggers.install_sql + register))
+        steps.append(_install_step(what, triggers))
     return steps
+
+
+def install_steps(config: Config, primary_keys: Mapping[str, tuple[str, ...]]) -> list[Step]:
+    """Everything that installs cdc-sio for *config* on a database that has none of it."""
+    steps = [Step("create schema cdc_sio and its version table", sql_file("bootstrap.sql"))]
+    steps += [migration_step(m) for m in migrations()]
+    for table in config.tables:
+        triggers = table_triggers(table, primary_keys[str(table.table)])
+        steps.append(_install_step(f"install capture on {table.table}", triggers))
+    return steps
+
+
+def removal_steps(config: Config) -> list[Step]:
+    """Everything that removes what install_steps installed."""
+    steps = [
+        Step(f"remove capture from {t.table}", ";\n".join(drop_trigger_statements(t.table)) + ";\n")
+        for t in config.tables
+    ]
+    return [*steps, Step("drop schema cdc_sio", "DROP SCHEMA IF EXISTS cdc_sio CASCADE;\n")]
+
+
+def _install_step(description: str, triggers: TableTriggers) -> Step:
+    table = triggers.table
+    register = (
+        "INSERT INTO cdc_sio.watched_tables (schema_name, table_name, function_name, fingerprint) "
+        f"VALUES ({quote_literal(table.schema)}, {quote_literal(table.name)}, "
+        f"{quote_literal(triggers.function_name)}, {quote_literal(triggers.fingerprint)})\n"
+        "    ON CONFLICT (schema_name, table_name) DO UPDATE\n"
+        "    SET function_name = excluded.function_name, fingerprint = excluded.fingerprint,\n"
+        "        installed_at = now();\n"
+    )
+    return Step(description, triggers.install_sql + register)
 
 
 async def migrate(connection: asyncpg.Connection, config: Config, *, dry_run: bool = False) -> list[Step]:
