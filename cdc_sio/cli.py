@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from cdc_sio import __version__, alembic_revision, daemon, deadletters, migrate, pg, status, tail
-from cdc_sio.catalog import primary_keys
+from cdc_sio.catalog import capture_triggers
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
 
@@ -128,10 +128,10 @@ async def _alembic_revision(config: Config, args: argparse.Namespace) -> int:
         down_revision = args.down_revision or alembic_revision.head_revision(args.directory)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    keys = primary_keys(config, await migrate.validate(config))
+    configured = capture_triggers(config, await migrate.validate(config))
     path = alembic_revision.write_revision(
         args.directory,
-        migrate.install_steps(config, keys),
+        migrate.install_steps(configured),
         migrate.removal_steps(config),
         message=args.message,
         down_revision=down_revision,

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from cdc_sio.catalog import TableInfo, config_problems, describe_tables, primary_keys
+from cdc_sio.catalog import TableInfo, capture_triggers, config_problems, describe_tables
 from cdc_sio.config import Config, TableName
 from cdc_sio.errors import ConfigError
 from cdc_sio.pg import connect, sql_file
@@ -25,7 +25,6 @@ from cdc_sio.triggers import (
     drop_trigger_statements,
     filter_check_sql,
     quote_literal,
-    table_triggers,
     uninstall_sql,
 )
 
@@ -101,9 +100,7 @@ async def _filter_problems(config: Config) -> list[str]:
     return problems
 
 
-async def plan(
-    connection: asyncpg.Connection, config: Config, primary_keys: Mapping[str, tuple[str, ...]]
-) -> list[Step]:
+async def plan(connection: asyncpg.Connection, configured: Mapping[TableName, TableTriggers]) -> list[Step]:
     """The steps that bring the database to *config*; empty when it is already there."""
     steps = [Step("create schema cdc_sio and its version table", sql_file("bootstrap.sql"))]
     applied: set[int] = set()
@@ -116,7 +113,6 @@ async def plan(
             installed = {TableName(r["schema_name"], r["table_name"]): r for r in rows}
     steps += [migration_step(m) for m in migrations() if m.version not in applied]
 
-    configured = {t.table: table_triggers(t, primary_keys[str(t.table)]) for t in config.tables}
     for table, record in sorted(installed.items(), key=lambda item: str(item[0])):
         if table not in configured:
             sql = uninstall_sql(table, record["function_name"], table_exists=record["table_exists"])
@@ -131,13 +127,12 @@ async def plan(
     return steps
 
 
-def install_steps(config: Config, primary_keys: Mapping[str, tuple[str, ...]]) -> list[Step]:
+def install_steps(configured: Mapping[TableName, TableTriggers]) -> list[Step]:
     """Everything that installs cdc-sio for *config* on a database that has none of it."""
     steps = [Step("create schema cdc_sio and its version table", sql_file("bootstrap.sql"))]
     steps += [migration_step(m) for m in migrations()]
-    for table in config.tables:
-        triggers = table_triggers(table, primary_keys[str(table.table)])
-        steps.append(_install_step(f"install capture on {table.table}", triggers))
+    for table, triggers in configured.items():
+        steps.append(_install_step(f"install capture on {table}", triggers))
     return steps
 
 
@@ -165,10 +160,10 @@ def _install_step(description: str, triggers: TableTriggers) -> Step:
 
 async def migrate(connection: asyncpg.Connection, config: Config, *, dry_run: bool = False) -> list[Step]:
     """Apply (or with *dry_run*, only compute) the plan in one transaction; return its steps."""
-    keys = primary_keys(config, await validate(config))
+    configured = capture_triggers(config, await validate(config))
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
-        steps = await plan(connection, config, keys)
+        steps = await plan(connection, configured)
         if not dry_run:
             for step in steps:
                 await connection.execute(step.sql)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from cdc_sio.catalog import describe_tables, primary_keys
+from cdc_sio.catalog import capture_triggers, describe_tables
 from cdc_sio.config import Config, TableName
 from cdc_sio.pg import sql_file
-from cdc_sio.triggers import drift, table_triggers
+from cdc_sio.triggers import drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ async def capture_states(connection: asyncpg.Connection, config: Config) -> dict
         for r in await connection.fetch(sql_file("installed_capture.sql"))
     }
     infos = await describe_tables(config.postgres.dsn, [t.table for t in config.tables])
-    keys = primary_keys(config, infos)
+    configured = capture_triggers(config, infos)
     states = {}
     for table_config in config.tables:
         record = installed.pop(table_config.table, None)
@@ -51,7 +51,7 @@ async def capture_states(connection: asyncpg.Connection, config: Config) -> dict
         elif record is None:
             states[name] = NOT_INSTALLED
         else:
-            problem = drift(table_triggers(table_config, keys[name]), record)
+            problem = drift(configured[table_config.table], record)
             states[name] = UP_TO_DATE if problem is None else f"{problem} (run cdc-sio migrate)"
     for table in installed:
         states[str(table)] = "installed but not configured (run cdc-sio migrate to remove)"
