@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -35,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, os.environ)
         command: Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]] = args.command
-        return asyncio.run(command(config, args))
+        try:
+            return asyncio.run(command(config, args))
+        except socket.gaierror as error:
+            key = "redis.url" if command is _tail else "postgres.dsn"
+            raise ConfigError(f"{config.source}: {key}: the host does not resolve ({error.strerror})") from None
     except ConfigError as error:
         print(f"cdc-sio: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
