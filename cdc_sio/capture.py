@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Collection
 from typing import Any
 
 import asyncpg
 
-from cdc_sio.migrate import sql_file
+from cdc_sio.pg import sql_file
 from cdc_sio.routing import Change
+from cdc_sio.values import decode_row
 
 WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
 _CLAIM_BATCH = sql_file("claim_batch.sql")
 _PARK_CHANGE = sql_file("park_change.sql")
-
-
-async def connect(dsn: str, role: str) -> asyncpg.Connection:
-    return await asyncpg.connect(
-        dsn,
-        server_settings={"application_name": f"cdc-sio:{role}"},
-        statement_cache_size=16,
-    )
 
 
 async def listen(connection: asyncpg.Connection, wake: asyncio.Event) -> None:
@@ -39,13 +32,16 @@ async def claim_batch(connection: asyncpg.Connection, limit: int, *, commit_time
     return await connection.fetch(_CLAIM_BATCH, limit, commit_timestamps)  # type: ignore[no-any-return]
 
 
-def to_change(record: Any) -> Change:
+def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
+    old, routes = record["old"], record["routes"]
     return Change(
         id=record["id"],
         table=record["table_name"],
         op=record["op"],
-        row=json.loads(record["data"]),
+        row=decode_row(record["data"], binary_columns),
         committed_at=record["committed_at"].isoformat(),
+        old=None if old is None else decode_row(old, binary_columns),
+        routes=None if routes is None else tuple(routes),
     )
 
 
@@ -58,6 +54,8 @@ async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None
         record["table_name"],
         record["op"],
         record["data"],
+        record["old"],
+        record["routes"],
         reason,
     )
 

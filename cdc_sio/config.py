@@ -6,6 +6,7 @@ Every error names the file, the key and the problem, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from cdc_sio.targets import (
 from cdc_sio.templates import Template, TemplateError
 
 OPERATIONS = ("insert", "update", "delete")
+PAYLOADS = ("row", "changes", "flag", "json-string")
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
@@ -51,12 +53,45 @@ class TableName:
 
 
 @dataclass(frozen=True, slots=True)
-class TableConfig:
-    table: TableName
+class Route:
+    """One way a change becomes an event: for these operations, when the filter holds."""
+
+    name: str
+    operations: tuple[str, ...]
+    when: str | None  # an SQL boolean expression over the row (and `new` / `old`), run in the trigger
+    only_when_changed: tuple[str, ...]  # UPDATE: emit only if one of these columns changed
+    event: Template  # over the row's columns, plus {$table} and {$op}
     namespace: str
     rooms: tuple[Template, ...]
+    except_rooms: tuple[Template, ...]
+    payload: str  # one of PAYLOADS
+    include_old: bool
+    left_event: Template  # UPDATE: sent to the rooms the row left
+
+    @property
+    def columns(self) -> set[str]:
+        """Every row column the route's templates read."""
+        templates = (self.event, self.left_event, *self.rooms, *self.except_rooms)
+        return {c for t in templates for c in t.columns if not c.startswith("$")} | set(self.only_when_changed)
+
+
+@dataclass(frozen=True, slots=True)
+class TableConfig:
+    table: TableName
     exclude_columns: tuple[str, ...]
-    events: Mapping[str, str]  # operation ("insert" | "update" | "delete") -> event name
+    primary_key: tuple[str, ...]  # configured; empty means the table's own primary key
+    routes: tuple[Route, ...]
+    truncate_event: str | None
+    truncate_namespace: str
+    truncate_rooms: tuple[str, ...]  # the table's rooms that do not depend on row values
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        captured = {op for route in self.routes for op in route.operations}
+        return tuple(op for op in OPERATIONS if op in captured)
+
+    def routes_for(self, op: str) -> tuple[Route, ...]:
+        return tuple(route for route in self.routes if op in route.operations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +120,7 @@ class SocketIOConfig:
 class DaemonConfig:
     batch_size: int
     poll_interval: float
+    max_event_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +157,7 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
     postgres = reader.section(root.get("postgres"), "postgres", {"dsn"}, required=True)
     redis = reader.section(root.get("redis", {}), "redis", {"url", "cluster"})
     socketio = reader.section(root.get("socketio", {}), "socketio", {"targets", *TARGET_OPTIONS})
-    daemon = reader.section(root.get("daemon", {}), "daemon", {"batch_size", "poll_interval"})
+    daemon = reader.section(root.get("daemon", {}), "daemon", {"batch_size", "poll_interval", "max_event_bytes"})
     tables_value = root.get("tables")
     if not isinstance(tables_value, list) or not tables_value:
         raise reader.error("tables", "at least one [[tables]] entry is required")
@@ -136,7 +172,7 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
     poll_interval = reader.number(daemon, "daemon.poll_interval", default=1.0, minimum=0.01)
     redis_config = RedisConfig(
         url=reader.string(redis, "redis.url", "redis://127.0.0.1:6379/0"),
-        cluster=reader.boolean(redis, "redis.cluster", default=False),
+        cluster=reader.boolean(redis, "redis.cluster", False),
     )
     socketio_config = reader.socketio(socketio, redis_config)
     reader.check_stream_names(socketio_config, tables)
@@ -145,7 +181,11 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
         postgres=PostgresConfig(dsn=reader.string(postgres, "postgres.dsn")),
         redis=redis_config,
         socketio=socketio_config,
-        daemon=DaemonConfig(batch_size=batch_size, poll_interval=poll_interval),
+        daemon=DaemonConfig(
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            max_event_bytes=reader.integer(daemon, "daemon.max_event_bytes", default=8 * 2**20, minimum=1024),
+        ),
         tables=tables,
     )
 
@@ -217,12 +257,6 @@ class _Reader:
             raise self.error(key, f"must be at least {minimum}")
         return float(value)
 
-    def boolean(self, section: Mapping[str, Any], key: str, *, default: bool) -> bool:
-        value = section.get(key.rpartition(".")[2], default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, not {_type_name(value)}")
-        return value
-
     def socketio(self, section: Mapping[str, Any], redis: RedisConfig) -> SocketIOConfig:
         """One target from the keys of [socketio] itself, or one per [[socketio.targets]] entry."""
         if "targets" not in section:
@@ -271,7 +305,7 @@ class _Reader:
             target,
             RedisConfig(
                 url=self.string(section, f"{key}.redis_url", redis.url),
-                cluster=self.boolean(section, f"{key}.redis_cluster", default=redis.cluster),
+                cluster=self.boolean(section, f"{key}.redis_cluster", redis.cluster),
             ),
         )
 
@@ -281,10 +315,14 @@ class _Reader:
             if not isinstance(entry.target, RedisStreamsAdapter):
                 continue
             for i, table in enumerate(tables):
-                try:
-                    stream_for(entry.target, table.namespace)
-                except ValueError as error:
-                    raise self.error(f"tables[{i}].namespace", str(error)) from None
+                namespaces = {route.namespace for route in table.routes}
+                if table.truncate_event is not None:
+                    namespaces.add(table.truncate_namespace)
+                for namespace in sorted(namespaces):
+                    try:
+                        stream_for(entry.target, namespace)
+                    except ValueError as error:
+                        raise self.error(f"tables[{i}]", str(error)) from None
 
     def string_list(self, section: Mapping[str, Any], key: str) -> list[str]:
         value = section.get(key.rpartition(".")[2], [])
@@ -295,43 +333,138 @@ class _Reader:
                 raise self.error(f"{key}[{i}]", "must be a non-empty string")
         return value
 
+    def boolean(self, section: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = section.get(key.rpartition(".")[2], default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {_type_name(value)}")
+        return value
+
+    def template(self, text: str, key: str) -> Template:
+        try:
+            return Template.parse(text)
+        except TemplateError as error:
+            raise self.error(key, str(error)) from None
+
+    def templates(self, section: Mapping[str, Any], key: str) -> tuple[Template, ...]:
+        return tuple(self.template(text, f"{key}[{i}]") for i, text in enumerate(self.string_list(section, key)))
+
+    def route_options(self, section: Mapping[str, Any], key: str, base: _RouteOptions) -> _RouteOptions:
+        """*base*, with what *section* sets (a table sets defaults for its routes; a route overrides them)."""
+        changes: dict[str, Any] = {}
+        if "namespace" in section:
+            changes["namespace"] = self.namespace(section, f"{key}.namespace")
+        if "rooms" in section:
+            changes["rooms"] = self.templates(section, f"{key}.rooms")
+        if "except_rooms" in section:
+            changes["except_rooms"] = self.templates(section, f"{key}.except_rooms")
+        if "payload" in section:
+            payload = self.string(section, f"{key}.payload")
+            if payload not in PAYLOADS:
+                raise self.error(f"{key}.payload", f"{payload!r} is not one of {', '.join(PAYLOADS)}")
+            changes["payload"] = payload
+        if "include_old" in section:
+            changes["include_old"] = self.boolean(section, f"{key}.include_old", False)
+        return dataclasses.replace(base, **changes)
+
+    def event(self, section: Mapping[str, Any], key: str, default: str | None = None) -> Template:
+        text = self.string(section, key, default)
+        if text in RESERVED_EVENTS:
+            raise self.error(key, f"{text!r} is reserved by Socket.IO")
+        return self.template(text, key)
+
     def table(self, value: object, key: str) -> TableConfig:
-        allowed = {"table", "namespace", "rooms", "exclude_columns", "events"}
+        allowed = set(_ROUTE_OPTIONS) | {"table", "exclude_columns", "primary_key", "events", "routes"}
         section = self.section(value, key, allowed)
         table_text = self.string(section, f"{key}.table")
         try:
             table = TableName.parse(table_text)
         except ValueError as error:
             raise self.error(f"{key}.table", str(error)) from None
+        exclude = tuple(self.string_list(section, f"{key}.exclude_columns"))
+        primary_key = tuple(self.string_list(section, f"{key}.primary_key"))
 
-        namespace = self.string(section, f"{key}.namespace", "/")
-        if not namespace.startswith("/"):
-            raise self.error(f"{key}.namespace", f"{namespace!r} must start with '/'")
+        defaults = self.route_options(section, key, _BUILT_IN_OPTIONS)
+        events = self.section(section.get("events", {}), f"{key}.events", {*OPERATIONS, "truncate"})
+        routes = []
+        for op in OPERATIONS:
+            if op in events:
+                self.event(events, f"{key}.events.{op}")
+                shorthand = {"on": [op], "event": events[op]}
+                routes.append(self.route(shorthand, defaults, f"{key}.events.{op}", op, events.get("delete")))
+        routes_value = section.get("routes", [])
+        if not isinstance(routes_value, list):
+            raise self.error(f"{key}.routes", "must be an array of tables ([[tables.routes]])")
+        for i, route_value in enumerate(routes_value):
+            routes.append(self.route(route_value, defaults, f"{key}.routes[{i}]", f"routes[{i}]", events.get("delete")))
+        truncate = self.string(events, f"{key}.events.truncate") if "truncate" in events else None
+        if not routes and truncate is None:
+            raise self.error(f"{key}.events", "name an event for at least one of insert, update, delete, truncate")
 
-        rooms = []
-        for i, text in enumerate(self.string_list(section, f"{key}.rooms")):
-            try:
-                rooms.append(Template.parse(text))
-            except TemplateError as error:
-                raise self.error(f"{key}.rooms[{i}]", str(error)) from None
-
-        exclude = self.string_list(section, f"{key}.exclude_columns")
-        for template in rooms:
-            hidden = sorted(set(template.columns) & set(exclude))
+        names = [route.name for route in routes]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise self.error(f"{key}.routes", f"two routes are named {name!r}")
+        for route in routes:
+            hidden = sorted(route.columns & set(exclude))
             if hidden:
-                raise self.error(
-                    f"{key}.rooms",
-                    f"template {template.text!r} uses excluded column {hidden[0]!r}",
-                )
+                raise self.error(f"{key}", f"route {route.name!r} uses excluded column {hidden[0]!r}")
+        if truncate in RESERVED_EVENTS:
+            raise self.error(f"{key}.events.truncate", f"{truncate!r} is reserved by Socket.IO")
+        return TableConfig(
+            table=table,
+            exclude_columns=exclude,
+            primary_key=primary_key,
+            routes=tuple(routes),
+            truncate_event=truncate,
+            truncate_namespace=defaults.namespace,
+            truncate_rooms=tuple(t.text for t in defaults.rooms if not t.columns),
+        )
 
-        events_section = self.section(section.get("events"), f"{key}.events", set(OPERATIONS), required=True)
-        events = {op: self.string(events_section, f"{key}.events.{op}") for op in OPERATIONS if op in events_section}
-        if not events:
-            raise self.error(f"{key}.events", "name an event for at least one of insert, update, delete")
-        for op, event in events.items():
-            if event in RESERVED_EVENTS:
-                raise self.error(f"{key}.events.{op}", f"{event!r} is reserved by Socket.IO")
-        return TableConfig(table, namespace, tuple(rooms), tuple(exclude), events)
+    def namespace(self, section: Mapping[str, Any], key: str) -> str:
+        namespace = self.string(section, key, "/")
+        if not namespace.startswith("/"):
+            raise self.error(key, f"{namespace!r} must start with '/'")
+        return namespace
+
+    def route(self, value: object, defaults: _RouteOptions, key: str, name: str, delete_event: str | None) -> Route:
+        allowed = set(_ROUTE_OPTIONS) | {"name", "on", "when", "event", "only_when_changed", "left_event"}
+        section = self.section(value, key, allowed)
+        options = self.route_options(section, key, defaults)
+        operations = tuple(self.string_list(section, f"{key}.on"))
+        if not operations:
+            raise self.error(f"{key}.on", "name at least one of insert, update, delete")
+        for i, op in enumerate(operations):
+            if op not in OPERATIONS:
+                raise self.error(f"{key}.on[{i}]", f"{op!r} is not one of insert, update, delete")
+        when = self.string(section, f"{key}.when") if "when" in section else None
+        event = self.event(section, f"{key}.event")
+        left_default = delete_event if delete_event is not None else f"{event.text}::left"
+        return Route(
+            name=self.string(section, f"{key}.name", name),
+            operations=operations,
+            when=when,
+            only_when_changed=tuple(self.string_list(section, f"{key}.only_when_changed")),
+            event=event,
+            namespace=options.namespace,
+            rooms=options.rooms,
+            except_rooms=options.except_rooms,
+            payload=options.payload,
+            include_old=options.include_old,
+            left_event=self.event(section, f"{key}.left_event", left_default),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteOptions:
+    namespace: str = "/"
+    rooms: tuple[Template, ...] = ()
+    except_rooms: tuple[Template, ...] = ()
+    payload: str = "row"
+    include_old: bool = False
+
+
+_BUILT_IN_OPTIONS = _RouteOptions()
+_ROUTE_OPTIONS = tuple(field.name for field in dataclasses.fields(_RouteOptions))
 
 
 def _type_name(value: object) -> str:

@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 import asyncpg
 from redis.exceptions import RedisError
 
-from cdc_sio import capture
+from cdc_sio import capture, pg
+from cdc_sio.catalog import TableShapes, table_shapes
 from cdc_sio.config import Config
-from cdc_sio.emitter import Emitter
+from cdc_sio.emitter import Batch, Emitter, Encoded
 from cdc_sio.errors import ConfigError, EncodingError
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.routing import route
+from cdc_sio.routing import Change, Emission, route, too_large
 from cdc_sio.templates import TemplateError
 
 log = logging.getLogger("cdc_sio.daemon")
@@ -76,10 +77,10 @@ async def _session(
     once: bool,
     on_connected: Callable[[], None],
 ) -> None:
-    await validate(config)
-    listener = await capture.connect(config.postgres.dsn, "listener")
+    shapes = table_shapes(config, await validate(config))
+    listener = await pg.connect(config.postgres.dsn, "listener")
     try:
-        worker = await capture.connect(config.postgres.dsn, "worker")
+        worker = await pg.connect(config.postgres.dsn, "worker")
         try:
             await _check_migrated(worker)
             wake, lost = asyncio.Event(), asyncio.Event()
@@ -97,7 +98,7 @@ async def _session(
                 if lost.is_set():
                     raise ConnectionError("the LISTEN connection was closed")
                 wake.clear()
-                count = await publish_batch(config, worker, emitter, commit_timestamps=commit_timestamps)
+                count = await publish_batch(config, shapes, worker, emitter, commit_timestamps=commit_timestamps)
                 if count == config.daemon.batch_size:
                     continue
                 if once:
@@ -110,7 +111,12 @@ async def _session(
 
 
 async def publish_batch(
-    config: Config, worker: asyncpg.Connection, emitter: Emitter, *, commit_timestamps: bool
+    config: Config,
+    shapes: TableShapes,
+    worker: asyncpg.Connection,
+    emitter: Emitter,
+    *,
+    commit_timestamps: bool,
 ) -> int:
     """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
     async with worker.transaction():
@@ -118,11 +124,16 @@ async def publish_batch(
         messages = emitter.batch()
         for record in records:
             try:
-                change = capture.to_change(record)
-                messages.add(*route(change, config))
+                change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
+                encoded = [
+                    encode(config, messages, emission, change, shapes)
+                    for emission in route(change, config, shapes.keys)
+                ]
             except (TemplateError, EncodingError, ValueError) as error:
                 log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
                 await capture.park(worker, record, str(error))
+                continue
+            messages.extend(encoded)
         message_count = len(messages)
         await messages.send()
     if records:
@@ -134,6 +145,15 @@ async def publish_batch(
             lag.total_seconds() * 1000,
         )
     return len(records)
+
+
+def encode(config: Config, messages: Batch, emission: Emission, change: Change, shapes: TableShapes) -> Encoded:
+    """The emission's commands; an event over ``max_event_bytes`` for any target becomes a marker with the row's key."""
+    encoded = messages.encode(emission)
+    if encoded.size > config.daemon.max_event_bytes:
+        log.warning("event_too_large id=%d table=%s bytes=%d", change.id, change.table, encoded.size)
+        encoded = messages.encode(too_large(emission, change, shapes.keys.get(change.table, ()), encoded.size))
+    return encoded
 
 
 async def _check_migrated(connection: asyncpg.Connection) -> None:

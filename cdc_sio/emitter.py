@@ -33,6 +33,7 @@ __all__ = [
     "Batch",
     "Broadcast",
     "Emitter",
+    "Encoded",
     "PythonSocketIO",
     "RedisAdapter",
     "RedisStreamsAdapter",
@@ -58,6 +59,18 @@ class _Destinations:
         self.owned = owned
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One operation's Redis commands for every target (as ``(client index, command)``), not yet published."""
+
+    commands: tuple[tuple[int, Command], ...]
+
+    @property
+    def size(self) -> int:
+        """The largest payload among the targets' commands, in bytes."""
+        return max((len(c[-1]) for _, c in self.commands if isinstance(c[-1], bytes)), default=0)
+
+
 class Batch:
     """Operations encoded as they are added, then published together: one pipelined round trip per Redis."""
 
@@ -65,15 +78,24 @@ class Batch:
         self._destinations = destinations
         self._pending: list[list[Command]] = [[] for _ in destinations.clients]
 
+    def encode(self, operation: Operation) -> Encoded:
+        """The operation's commands for every target; EncodingError if any target refuses it."""
+        return Encoded(
+            tuple(
+                (index, command)
+                for index, target in self._destinations.routes
+                for command in commands(target, operation)
+            )
+        )
+
+    def extend(self, encoded: Iterable[Encoded]) -> None:
+        for operation in encoded:
+            for index, command in operation.commands:
+                self._pending[index].append(command)
+
     def add(self, *operations: Operation) -> None:
         """Encode *operations* for every target; on EncodingError none of them is added."""
-        encoded = [
-            (index, commands(target, operation))
-            for operation in operations
-            for index, target in self._destinations.routes
-        ]
-        for index, new in encoded:
-            self._pending[index].extend(new)
+        self.extend([self.encode(operation) for operation in operations])
 
     def __len__(self) -> int:
         """The number of Redis commands waiting."""

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
-from cdc_sio import capture, daemon, migrate
+from cdc_sio import daemon, migrate, pg
 from cdc_sio.config import Config, parse_config
-from cdc_sio.encoding import decode_classic
+from cdc_sio.encoding import classic_channel, classic_message, decode_classic
 from cdc_sio.routing import Emission
 
 ADMIN_DSN = os.environ.get("CDC_SIO_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -81,7 +81,7 @@ def make_config(
 
 
 async def migrate_database(config: Config) -> list[migrate.Step]:
-    connection = await capture.connect(config.postgres.dsn, "test-migrate")
+    connection = await pg.connect(config.postgres.dsn, "test-migrate")
     try:
         return await migrate.migrate(connection, config)
     finally:
@@ -144,6 +144,12 @@ class Subscriber:
                 await self._reader
         await self.pubsub.aclose()
         await self.client.aclose()
+
+
+async def publish_sentinel(client: redis.Redis, key: str, namespace: str) -> None:
+    """An event to everybody, published after the one under test: whoever sees it saw everything before it."""
+    emission = Emission(namespace, (), "sentinel", ())
+    assert await client.publish(classic_channel(key, emission), classic_message(emission)) == 1
 
 
 def row_of(emission: Emission) -> dict[str, Any]:

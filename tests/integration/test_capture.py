@@ -217,8 +217,8 @@ async def test_only_one_daemon_publishes(config: Config, db: asyncpg.Connection,
         assert subscriber.received.empty()
         holders = await db.fetchval(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND (classid::bigint << 32 | objid::bigint) = $1",
+            "AND (classid::bigint << 32 | objid::bigint) = $1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             capture.LEADER_LOCK,
         )
         assert holders == 1
