@@ -40,6 +40,28 @@ CASES: list[tuple[str, str, str]] = [
     ),
     ("empty redis url", '{good}[redis]\nurl = ""\n', "redis.url: must not be empty"),
     ("socketio key not a string", "{good}[socketio]\nkey = 1\n", "socketio.key: must be a string, not int"),
+    ("unknown adapter", "{good}[socketio]\nadapter = 'kafka'\n", "socketio.adapter: unknown adapter 'kafka'"),
+    (
+        "option of another adapter",
+        "{good}[socketio]\nadapter = 'redis'\nstream_count = 2\n",
+        "socketio.stream_count: is an option of adapter 'redis-streams', not of 'redis'",
+    ),
+    (
+        "bad subscription mode",
+        "{good}[socketio]\nadapter = 'redis-sharded'\nsubscription_mode = 'lazy'\n",
+        "socketio.subscription_mode: 'lazy' is not one of static, dynamic, dynamic-private",
+    ),
+    (
+        "targets beside target keys",
+        "{good}[socketio]\nkey = 'k'\n[[socketio.targets]]\nadapter = 'redis'\n",
+        "socketio.key: with [[socketio.targets]], set it in each target entry",
+    ),
+    (
+        "namespace no streams server reads",
+        "{pg}[[tables]]\ntable = 'things'\nnamespace = '/notifications'\n[tables.events]\ninsert = 'c'\n"
+        "[socketio]\nadapter = 'redis-streams'\nstream_count = 4\n",
+        "tables[0]: namespace '/notifications' maps to stream 'socket.io--3'",
+    ),
     ("batch size zero", "{good}[daemon]\nbatch_size = 0\n", "daemon.batch_size: must be at least 1"),
     ("batch size string", '{good}[daemon]\nbatch_size = "10"\n', "daemon.batch_size: must be an integer, not a string"),
     ("negative poll", "{good}[daemon]\npoll_interval = -1\n", "daemon.poll_interval: must be at least 0.01"),
