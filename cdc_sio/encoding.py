@@ -72,6 +72,8 @@ def _is_text(value: object) -> TypeGuard[str]:
     """A string that UTF-8 can carry (a lone surrogate cannot be put in a channel name or on the wire)."""
     if not isinstance(value, str):
         return False
+    if value.isascii():
+        return True
     try:
         value.encode()
     except UnicodeEncodeError:
