@@ -127,9 +127,14 @@ async def publish_batch(
             try:
                 change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
                 encoded = [encode(config, emission, change, shapes) for emission in route(change, config, shapes.keys)]
-            except (TemplateError, EncodingError, ValueError) as error:
-                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
-                await capture.park(worker, record, str(error))
+            except Exception as error:  # one bad row must never stop the stream: park it, with the reason
+                reason = (
+                    str(error)
+                    if isinstance(error, TemplateError | EncodingError)
+                    else f"{type(error).__name__}: {error}"
+                )
+                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], reason)
+                await capture.park(worker, record, reason)
                 continue
             messages.extend(encoded)
         await publish.publish(client, messages)
