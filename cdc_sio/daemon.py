@@ -78,7 +78,7 @@ async def _session(
     once: bool,
     on_connected: Callable[[], None],
 ) -> None:
-    shapes = table_shapes(config, await validate(config))
+    shapes = table_shapes(config, await validate(config, check_filters=False))
     listener = await pg.connect(config.postgres.dsn, "listener")
     try:
         worker = await pg.connect(config.postgres.dsn, "worker")
