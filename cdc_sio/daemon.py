@@ -77,7 +77,7 @@ async def _session(
     once: bool,
     on_connected: Callable[[], None],
 ) -> None:
-    shapes = table_shapes(config, await validate(config))
+    shapes = table_shapes(config, await validate(config, check_filters=False))
     listener = await pg.connect(config.postgres.dsn, "listener")
     try:
         worker = await pg.connect(config.postgres.dsn, "worker")
@@ -129,9 +129,14 @@ async def publish_batch(
                     encode(config, messages, emission, change, shapes)
                     for emission in route(change, config, shapes.keys)
                 ]
-            except (TemplateError, EncodingError, ValueError) as error:
-                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
-                await capture.park(worker, record, str(error))
+            except Exception as error:  # one bad row must never stop the stream: park it, with the reason
+                reason = (
+                    str(error)
+                    if isinstance(error, TemplateError | EncodingError)
+                    else f"{type(error).__name__}: {error}"
+                )
+                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], reason)
+                await capture.park(worker, record, reason)
                 continue
             messages.extend(encoded)
         message_count = len(messages)

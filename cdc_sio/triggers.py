@@ -11,16 +11,16 @@ of the routes it matched.
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import asyncpg
 
 from cdc_sio.config import OPERATIONS, Route, TableConfig, TableName
 
-_PREPARER = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
+# The asyncpg dialect's preparer: the default (psycopg2) one doubles "%" for its paramstyle.
+_PREPARER = asyncpg.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 _TRANSITION = {
     "insert": "NEW TABLE AS new_rows",
     "update": "NEW TABLE AS new_rows OLD TABLE AS old_rows",
@@ -114,12 +114,12 @@ def table_triggers(
         branches.append(
             (
                 "truncate",
-                f"INSERT INTO cdc_sio.changes (table_name, op, data) VALUES ({_name(config)}, 'truncate', '{{}}')",
+                [f"INSERT INTO cdc_sio.changes (table_name, op, data) VALUES ({_name(config)}, 'truncate', '{{}}')"],
             )
         )
     ifs = "".join(
-        f"    {'IF' if i == 0 else 'ELSIF'} TG_OP = '{op.upper()}' THEN\n{textwrap.indent(sql, ' ' * 8)};\n"
-        for i, (op, sql) in enumerate(branches)
+        f"    {'IF' if i == 0 else 'ELSIF'} TG_OP = '{op.upper()}' THEN\n        " + "\n        ".join(lines) + ";\n"
+        for i, (op, lines) in enumerate(branches)
     )
     body = (
         "\n#variable_conflict use_column\nBEGIN\n"
@@ -167,11 +167,11 @@ class _Shape:
         """The row as the change log stores it, without the excluded columns."""
         if self.raw_json_columns is not None:
             if not self.config.exclude_columns:
-                return f"to_jsonb(row_to_json({alias})::text)"
+                return f"to_jsonb(row_to_json({alias}.*)::text)"
             columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
-            return f"to_jsonb((SELECT row_to_json(cdc_sio_row) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
+            return f"to_jsonb((SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
         excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
-        return f"to_jsonb({alias}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({alias})"
+        return f"to_jsonb({alias}.*) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({alias}.*)"
 
     def changed(self, column: str) -> str:
         if self.raw_json_columns is not None:
@@ -179,7 +179,8 @@ class _Shape:
         key = quote_literal(column)
         return f"j.new_data -> {key} IS DISTINCT FROM j.old_data -> {key}"
 
-    def capture_sql(self, op: str) -> str:
+    def capture_sql(self, op: str) -> list[str]:
+        """The statement's lines (joined by the caller, which never re-indents text that holds names)."""
         config = self.config
         routes = config.routes_for(op)
         matches = [self.match(route, op) for route in routes]
@@ -193,23 +194,26 @@ class _Shape:
             )
             routes_sql = f"array_remove(ARRAY[{cases}], NULL)"
             where = ["cardinality(m.routes) > 0"]
-        head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)\n"
+        head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)"
         if op == "update":
             pairs = " AND ".join(f"new.{quote_ident(c)} = old.{quote_ident(c)}" for c in self.primary_key)
-            return (
-                f"{head}SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes\n"
-                "FROM new_rows AS new\n"
-                f"LEFT JOIN old_rows AS old ON {pairs}\n"
-                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data) AS j\n"
-                f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m\n"
-                "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where])
-            )
+            return [
+                head,
+                f"SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes",
+                "FROM new_rows AS new",
+                f"LEFT JOIN old_rows AS old ON {pairs}",
+                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data) AS j",
+                f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m",
+                "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where]),
+            ]
         alias = _ROW_ALIAS[op]
-        return (
-            f"{head}SELECT {_name(config)}, '{op}', {self.row(alias)}, NULL, m.routes\n"
-            f"FROM {alias}_rows AS {alias}\n"
-            f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m" + "".join(f"\nWHERE {w}" for w in where)
-        )
+        return [
+            head,
+            f"SELECT {_name(config)}, '{op}', {self.row(alias)}, NULL, m.routes",
+            f"FROM {alias}_rows AS {alias}",
+            f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m",
+            *(f"WHERE {w}" for w in where),
+        ]
 
     def match(self, route: Route, op: str) -> str | None:
         conditions = []
