@@ -6,13 +6,17 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import exc, inspect
+from sqlalchemy import exc, inspect, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cdc_sio.config import Config, TableConfig, TableName
+from cdc_sio.pg import sql_file
+from cdc_sio.triggers import TableTriggers, quote_table, table_triggers
+
+_ROW_TYPE_HAS_JSON = text(sql_file("row_type_has_json.sql"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,7 @@ class TableInfo:
     columns: tuple[str, ...]
     primary_key: tuple[str, ...]
     binary_columns: frozenset[str] = frozenset()  # bytea columns, sent to browsers as binary
+    raw_json: bool = False  # the row holds the json type somewhere: capture it as JSON text
 
 
 def sqlalchemy_url(dsn: str) -> str:
@@ -55,8 +60,18 @@ def _reflect(connection: Connection, tables: Sequence[TableName]) -> dict[TableN
             columns = inspector.get_columns(table.name, schema=table.schema)
         primary_key = inspector.get_pk_constraint(table.name, schema=table.schema)["constrained_columns"]
         binary = frozenset(c["name"] for c in columns if isinstance(c["type"], postgresql.BYTEA))
-        result[table] = TableInfo(tuple(c["name"] for c in columns), tuple(primary_key), binary)
+        raw_json = connection.execute(_ROW_TYPE_HAS_JSON, {"table": quote_table(table)}).scalar_one()
+        result[table] = TableInfo(tuple(c["name"] for c in columns), tuple(primary_key), binary, raw_json)
     return result
+
+
+def capture_triggers(config: Config, infos: Mapping[TableName, TableInfo | None]) -> dict[TableName, TableTriggers]:
+    """The capture DDL of every configured table that exists."""
+    return {
+        t.table: table_triggers(t, primary_key(t, info), raw_json_columns=info.columns if info.raw_json else None)
+        for t in config.tables
+        if (info := infos.get(t.table)) is not None
+    }
 
 
 def primary_key(table: TableConfig, info: TableInfo) -> tuple[str, ...]:

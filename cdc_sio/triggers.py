@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.dialects import postgresql
 
@@ -74,6 +75,8 @@ class TableTriggers:
 
     table: TableName
     function_name: str
+    function_body: str  # what pg_proc.prosrc holds once installed
+    trigger_names: tuple[str, ...]
     install_sql: str
 
     @property
@@ -81,11 +84,32 @@ class TableTriggers:
         return hashlib.sha256(self.install_sql.encode()).hexdigest()
 
 
-def table_triggers(config: TableConfig, primary_key: Sequence[str]) -> TableTriggers:
-    """The function and triggers for *config*; *primary_key* pairs old and new rows of an UPDATE."""
+def drift(expected: TableTriggers, installed: Mapping[str, Any]) -> str | None:
+    """How the installed capture (a row of installed_capture.sql) differs from *expected*, or None."""
+    if installed["fingerprint"] != expected.fingerprint:
+        return "differs from config"
+    if installed["function_body"] != expected.function_body:
+        return f"changed outside cdc-sio: function cdc_sio.{expected.function_name} differs"
+    if sorted(installed["enabled_triggers"]) != sorted(expected.trigger_names):
+        return "changed outside cdc-sio: enabled triggers are " + (", ".join(installed["enabled_triggers"]) or "none")
+    return None
+
+
+def table_triggers(
+    config: TableConfig, primary_key: Sequence[str], *, raw_json_columns: Sequence[str] | None = None
+) -> TableTriggers:
+    """The function and triggers for *config*.
+
+    *primary_key* pairs the old and new rows of an UPDATE. *raw_json_columns* is given for a table
+    whose row holds the json type, whose content jsonb may refuse (``\\u0000``, a lone surrogate):
+    such rows are written as JSON text inside a jsonb string, built from these columns, so that no
+    value can make the application's write fail.
+    """
     table = config.table
     function = f"cdc_sio.{quote_ident(function_name(table))}"
-    branches = [(op, _capture_sql(config, op, primary_key)) for op in config.operations]
+    raw = None if raw_json_columns is None else tuple(c for c in raw_json_columns if c not in config.exclude_columns)
+    shape = _Shape(config, tuple(primary_key), raw)
+    branches = [(op, shape.capture_sql(op)) for op in config.operations]
     if config.truncate_event is not None:
         branches.append(
             (
@@ -123,78 +147,89 @@ def table_triggers(config: TableConfig, primary_key: Sequence[str]) -> TableTrig
             f"CREATE TRIGGER {trigger_name('truncate')} AFTER TRUNCATE ON {quote_table(table)}\n"
             f"    FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         )
-    return TableTriggers(table, function_name(table), ";\n".join(statements) + ";\n")
+    names = tuple(trigger_name(op) for op in config.operations)
+    if config.truncate_event is not None:
+        names += (trigger_name("truncate"),)
+    return TableTriggers(table, function_name(table), body, names, ";\n".join(statements) + ";\n")
 
 
 def _name(config: TableConfig) -> str:
     return quote_literal(str(config.table))
 
 
-def _jsonb(alias: str, config: TableConfig) -> str:
-    if not config.exclude_columns:
-        return f"to_jsonb({alias})"
-    excluded = ", ".join(quote_literal(column) for column in config.exclude_columns)
-    return f"to_jsonb({alias}) - ARRAY[{excluded}]::text[]"
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    config: TableConfig
+    primary_key: tuple[str, ...]
+    raw_json_columns: tuple[str, ...] | None  # PostgreSQL parses json when it reads it: never do
 
+    def row(self, alias: str) -> str:
+        """The row as the change log stores it, without the excluded columns."""
+        if self.raw_json_columns is not None:
+            if not self.config.exclude_columns:
+                return f"to_jsonb(row_to_json({alias})::text)"
+            columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
+            return f"to_jsonb((SELECT row_to_json(cdc_sio_row) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
+        excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
+        return f"to_jsonb({alias}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({alias})"
 
-def _capture_sql(config: TableConfig, op: str, primary_key: Sequence[str]) -> str:
-    routes = config.routes_for(op)
-    matches = [_match(route, op) for route in routes]
-    if all(condition is None for condition in matches):
-        routes_sql = "ARRAY[" + ", ".join(quote_literal(r.name) for r in routes) + "]"
-        where = []
-    else:
-        cases = ", ".join(
-            quote_literal(r.name) if c is None else f"CASE WHEN {c} THEN {quote_literal(r.name)} END"
-            for r, c in zip(routes, matches, strict=True)
-        )
-        routes_sql = f"array_remove(ARRAY[{cases}], NULL)"
-        where = ["cardinality(m.routes) > 0"]
-    head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)\n"
-    if op == "update":
-        pairs = " AND ".join(f"new.{quote_ident(c)} = old.{quote_ident(c)}" for c in primary_key)
+    def changed(self, column: str) -> str:
+        if self.raw_json_columns is not None:
+            return f"new.{quote_ident(column)}::text IS DISTINCT FROM old.{quote_ident(column)}::text"
+        key = quote_literal(column)
+        return f"j.new_data -> {key} IS DISTINCT FROM j.old_data -> {key}"
+
+    def capture_sql(self, op: str) -> str:
+        config = self.config
+        routes = config.routes_for(op)
+        matches = [self.match(route, op) for route in routes]
+        if all(condition is None for condition in matches):
+            routes_sql = "ARRAY[" + ", ".join(quote_literal(r.name) for r in routes) + "]"
+            where = []
+        else:
+            cases = ", ".join(
+                quote_literal(r.name) if c is None else f"CASE WHEN {c} THEN {quote_literal(r.name)} END"
+                for r, c in zip(routes, matches, strict=True)
+            )
+            routes_sql = f"array_remove(ARRAY[{cases}], NULL)"
+            where = ["cardinality(m.routes) > 0"]
+        head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)\n"
+        if op == "update":
+            pairs = " AND ".join(f"new.{quote_ident(c)} = old.{quote_ident(c)}" for c in self.primary_key)
+            return (
+                f"{head}SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes\n"
+                "FROM new_rows AS new\n"
+                f"LEFT JOIN old_rows AS old ON {pairs}\n"
+                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data) AS j\n"
+                f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m\n"
+                "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where])
+            )
+        alias = _ROW_ALIAS[op]
         return (
-            f"{head}SELECT {_name(config)}, 'update', j.new_data, {_old_sql(config)}, m.routes\n"
-            "FROM new_rows AS new\n"
-            f"LEFT JOIN old_rows AS old ON {pairs}\n"
-            f"CROSS JOIN LATERAL (SELECT {_jsonb('new', config)} AS new_data, "
-            f"{_jsonb('old', config)} AS old_data) AS j\n"
-            f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m\n"
-            "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where])
+            f"{head}SELECT {_name(config)}, '{op}', {self.row(alias)}, NULL, m.routes\n"
+            f"FROM {alias}_rows AS {alias}\n"
+            f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m" + "".join(f"\nWHERE {w}" for w in where)
         )
-    alias = _ROW_ALIAS[op]
-    return (
-        f"{head}SELECT {_name(config)}, '{op}', {_jsonb(alias, config)}, NULL, m.routes\n"
-        f"FROM {alias}_rows AS {alias}\n"
-        f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m" + "".join(f"\nWHERE {w}" for w in where)
-    )
 
+    def match(self, route: Route, op: str) -> str | None:
+        conditions = []
+        if route.when is not None:
+            conditions.append(filter_sql(route, op))
+        if op == "update" and route.only_when_changed:
+            conditions.append("(" + " OR ".join(self.changed(c) for c in route.only_when_changed) + ")")
+        return " AND ".join(conditions) or None
 
-def _match(route: Route, op: str) -> str | None:
-    conditions = []
-    if route.when is not None:
-        conditions.append(filter_sql(route, op))
-    if op == "update" and route.only_when_changed:
-        conditions.append("(" + " OR ".join(_changed(c) for c in route.only_when_changed) + ")")
-    return " AND ".join(conditions) or None
-
-
-def _changed(column: str) -> str:
-    key = quote_literal(column)
-    return f"j.new_data -> {key} IS DISTINCT FROM j.old_data -> {key}"
-
-
-def _old_sql(config: TableConfig) -> str:
-    """The old row of an UPDATE, kept only when a route needs it: for its payload, or to tell rooms the row left."""
-    routes = config.routes_for("update")
-    if any(r.payload == "changes" or r.include_old for r in routes):
-        return "j.old_data"
-    room_columns = sorted(
-        {c for r in routes for t in (*r.rooms, *r.except_rooms) for c in t.columns if not c.startswith("$")}
-    )
-    if not room_columns:
-        return "NULL"
-    return "CASE WHEN " + " OR ".join(_changed(c) for c in room_columns) + " THEN j.old_data END"
+    def old_sql(self) -> str:
+        """The old row of an UPDATE, kept only when a route needs it: for its payload, or to tell rooms the row left."""
+        routes = self.config.routes_for("update")
+        if any(r.payload == "changes" or r.include_old for r in routes):
+            return "j.old_data"
+        room_columns = sorted(
+            {c for r in routes for t in (*r.rooms, *r.except_rooms) for c in t.columns if not c.startswith("$")}
+        )
+        if not room_columns:
+            return "NULL"
+        return "CASE WHEN " + " OR ".join(self.changed(c) for c in room_columns) + " THEN j.old_data END"
 
 
 def drop_trigger_statements(table: TableName) -> list[str]:

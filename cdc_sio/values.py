@@ -16,12 +16,15 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def decode_row(text: str, binary_columns: Collection[str] = ()) -> dict[str, Any]:
-    row: dict[str, Any] = json.loads(text, parse_int=_integer, parse_float=_float)
+    """*text* is a JSON object, or (for tables holding the json type) a JSON string of one."""
+    row = json.loads(text, parse_int=_integer, parse_float=_float)
+    if isinstance(row, str):
+        row = json.loads(row, parse_int=_integer, parse_float=_float)
     for column in binary_columns:
         value = row.get(column)
         if isinstance(value, str) and value.startswith("\\x"):
             row[column] = bytes.fromhex(value[2:])
-    return row
+    return row  # type: ignore[no-any-return]
 
 
 def _integer(text: str) -> int | str:

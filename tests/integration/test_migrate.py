@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from cdc_sio import migrate
+from cdc_sio import migrate, status
 from cdc_sio.errors import ConfigError
 from tests.support import make_config, migrate_database
 
@@ -33,7 +33,10 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         others = {"table": "others", "exclude_columns": ["secret"], "events": {"delete": "d"}}
         changed = {**THINGS, "events": {"update": "u"}}
         steps = await migrate_database(make_config(dsn, key, changed, others))
-        assert [s.description for s in steps] == ["update capture on public.things", "install capture on public.others"]
+        assert [s.description for s in steps] == [
+            "update capture on public.things (differs from config)",
+            "install capture on public.others",
+        ]
         assert [r[0] for r in await connection.fetch(TRIGGERS)] == [
             "others:cdc_sio_v1_delete",
             "things:cdc_sio_v1_update",
@@ -47,6 +50,33 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         assert await connection.fetch(TRIGGERS) == []
         assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
         assert await connection.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'capture_%'") == 0
+    finally:
+        await connection.close()
+
+
+async def test_capture_changed_outside_cdc_sio_is_reported_by_check_and_repaired_by_migrate(dsn: str, key: str) -> None:
+    config = make_config(dsn, key, THINGS)
+    await migrate_database(config)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("ALTER TABLE things DISABLE TRIGGER cdc_sio_v1_update")
+        states = await status.capture_states(connection, config)
+        assert states == {
+            "public.things": "changed outside cdc-sio: enabled triggers are cdc_sio_v1_insert (run cdc-sio migrate)"
+        }
+        [step] = await migrate_database(config)
+        assert (
+            step.description
+            == "update capture on public.things (changed outside cdc-sio: enabled triggers are cdc_sio_v1_insert)"
+        )
+        function = await connection.fetchval("SELECT function_name FROM cdc_sio.watched_tables")
+        await connection.execute(
+            f'CREATE OR REPLACE FUNCTION cdc_sio."{function}"() RETURNS trigger '
+            "LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
+        )
+        assert "function cdc_sio.capture_" in (await status.capture_states(connection, config))["public.things"]
+        assert len(await migrate_database(config)) == 1
+        assert await status.capture_states(connection, config) == {"public.things": status.UP_TO_DATE}
     finally:
         await connection.close()
 

@@ -271,3 +271,31 @@ async def test_dead_letters_can_be_listed_and_retried_after_a_fix(
     await publish_waiting(fixed)
     assert [(e.event, e.rooms) for e in await drain(subscriber)] == [("u", ("org:1",)), ("c", ("org:2",))]
     assert await deadletters.list_dead_letters(db) == []
+
+
+async def test_json_content_that_jsonb_refuses_never_fails_the_application_s_write(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """A json column may hold \\u0000 or a lone surrogate: the write succeeds, the change is delivered or parked."""
+    await db.execute("CREATE TABLE docs (id int PRIMARY KEY, org int, body json, secret text)")
+    table = {
+        "table": "docs",
+        "rooms": ["org:{org}"],
+        "exclude_columns": ["secret"],
+        "events": {"insert": "i", "update": "u"},
+    }
+    config = make_config(dsn, key, table)
+    await migrate_database(config)
+    await db.execute("""INSERT INTO docs VALUES (1, 1, '{"text": "a\\u0000b"}', 's')""")
+    await db.execute("""INSERT INTO docs VALUES (2, 1, '{"text": "\\ud800"}', 's')""")
+    await db.execute("UPDATE docs SET org = 2 WHERE id = 1")
+    await publish_waiting(config)
+    published = [(e.event, e.rooms, e.args[0]) for e in await drain(subscriber)]
+    body = {"text": "a\x00b"}
+    assert published == [
+        ("i", ("org:1",), {"id": 1, "org": 1, "body": body}),
+        ("u", ("org:2",), {"id": 1, "org": 2, "body": body}),
+        ("u::left", ("org:1",), {"id": 1, "org": 1, "body": body}),
+    ]
+    [parked] = await deadletters.list_dead_letters(db)
+    assert "surrogates not allowed" in parked

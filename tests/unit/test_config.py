@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,53 @@ def test_routes_inherit_the_table_defaults_and_override_them() -> None:
     assert (important.when, important.payload, important.operations) == ("importance > 100", "flag", ("delete",))
     assert table.operations == ("update", "delete")
     assert (table.truncate_event, table.truncate_namespace, table.truncate_rooms) == ("Thing::truncate", "/live", ())
+
+
+def _documented_keys() -> dict[str, set[str]]:
+    """Keys config.example.toml shows (set or commented out), by section ("" is the top level)."""
+    sections: dict[str, set[str]] = {"": set()}
+    section = ""
+    for line in (ROOT / "config.example.toml").read_text().splitlines():
+        text = line.lstrip("# ").rstrip()
+        if re.fullmatch(r"\[\[?[a-z_.]+\]\]?", text) and not line.startswith("# "):
+            section = text.strip("[]")
+            sections.setdefault(section, set())
+            parent, _, name = section.rpartition(".")
+            sections.setdefault(parent, set()).add(name)
+        elif match := re.match(r"([a-z_]+) = ", text):
+            sections.setdefault(section, set()).add(match.group(1))
+    return sections
+
+
+def _accepted_keys(document: dict[str, Any], path: list[str | int]) -> set[str]:
+    """Ask the parser itself: an unknown key's error lists the keys that section accepts."""
+    target: Any = document
+    for step in path:
+        target = target[step]
+    target["zz_unknown"] = 1
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document, "t.toml", {})
+    del target["zz_unknown"]
+    match = re.search(r"unknown key \(allowed: ([^)]*)\)", str(raised.value))
+    assert match, str(raised.value)
+    return set(match.group(1).split(", "))
+
+
+def test_every_key_the_parser_accepts_is_documented_in_the_example() -> None:
+    """config.example.toml is the configuration reference; it cannot drift from the code."""
+    document = tomllib.loads((ROOT / "config.example.toml").read_text())
+    for name in ("redis", "socketio", "daemon"):
+        document.setdefault(name, {})
+    documented = _documented_keys()
+    for section, path in [
+        ("", []),
+        ("postgres", ["postgres"]),
+        ("redis", ["redis"]),
+        ("socketio", ["socketio"]),
+        ("daemon", ["daemon"]),
+        ("tables", ["tables", 0]),
+        ("tables.events", ["tables", 0, "events"]),
+        ("tables.routes", ["tables", 0, "routes", 0]),
+    ]:
+        missing = _accepted_keys(document, path) - documented.get(section, set())
+        assert not missing, f"[{section}] accepts {sorted(missing)}, which config.example.toml does not show"
