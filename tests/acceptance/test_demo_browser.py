@@ -19,8 +19,7 @@ import pytest
 import redis.asyncio as redis
 
 from cdc_sio.encoding import classic_channel, classic_message
-from tests.acceptance.test_quickstart import free_port
-from tests.support import ADMIN_DSN, REDIS_URL, Subscriber, database_dsn, row_of
+from tests.support import ADMIN_DSN, REDIS_URL, Subscriber, database_dsn, free_port, row_of
 
 ROOT = Path(__file__).parents[2]
 DRIVER_DIR = Path(__file__).parent / "browser"
