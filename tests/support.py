@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +32,14 @@ CREATE TABLE things (
     v integer NOT NULL DEFAULT 0
 )
 """
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def database_dsn(name: str) -> str:
