@@ -23,7 +23,7 @@ import redis.asyncio as redis
 
 from cdc_sio import daemon, migrate
 from cdc_sio.config import Config, load_config
-from tests.interop.harness import NODE_DIR, NodeServer, _NodeProcess, start_server
+from tests.interop.harness import NODE_DIR, ServerSpec, SocketServer, _Process, start_server
 
 ADMIN_DSN = os.environ.get("CDC_SIO_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CDC_SIO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -93,10 +93,7 @@ class Bench:
     db: asyncpg.Connection
     redis: redis.Redis
     workdir: Path
-
-    @property
-    def key(self) -> str:
-        return self.config.socketio.key
+    key: str  # the Socket.IO adapter key of this run
 
     async def capture(self, installed: bool) -> None:
         """Install cdc-sio (schema and triggers) or remove it entirely: the baseline has no trace of it."""
@@ -204,14 +201,17 @@ class Bench:
     async def socketio(self) -> AsyncIterator[BenchClient]:
         """A real Node Socket.IO server on this key and one client in every org room."""
         os.environ["NODE_PATH"] = str(NODE_DIR / "node_modules")
-        server: NodeServer = await start_server(REDIS_URL, self.key, ["/"])
+        server: SocketServer = await start_server(ServerSpec("redis", self.key, REDIS_URL), ["/"])
         try:
-            process = await _NodeProcess.spawn(
+            process = await _Process.spawn(
                 "bench client",
-                str(CLIENT_SCRIPT),
-                f"--url={server.url}",
-                "--nsp=/",
-                f"--rooms={','.join(f'org:{org}' for org in range(ORGS))}",
+                [
+                    "node",
+                    str(CLIENT_SCRIPT),
+                    f"--url={server.url}",
+                    "--nsp=/",
+                    f"--rooms={','.join(f'org:{org}' for org in range(ORGS))}",
+                ],
             )
             await process.read_startup_line("joined")
             client = BenchClient(process)
@@ -265,14 +265,11 @@ class DaemonProcess:
 class BenchClient:
     """The socket.io-client of bench/node/client.js: counts arrivals and measures latencies."""
 
-    def __init__(self, process: _NodeProcess) -> None:
+    def __init__(self, process: _Process) -> None:
         self.process = process
 
     async def _ask(self, command: str, answer_key: str, timeout: float) -> dict[str, Any]:
-        stdin = self.process._proc.stdin
-        assert stdin is not None
-        stdin.write(command.encode() + b"\n")
-        await stdin.drain()
+        await self.process.send(command)
         async with asyncio.timeout(timeout):
             while answer_key not in (message := await self.process.read()):
                 pass
@@ -304,10 +301,9 @@ async def bench_database(rows: int, workdir: Path) -> AsyncIterator[Bench]:
             await db.execute(TABLE_DDL.format(orgs=ORGS, rows=rows))
             await db.execute("VACUUM ANALYZE things")
             config_path = workdir / "bench.toml"
-            config_path.write_text(
-                CONFIG_TOML.format(dsn=dsn, redis_url=REDIS_URL, key=f"cdc-sio-bench-{secrets.token_hex(4)}")
-            )
-            yield Bench(dsn, load_config(config_path, {}), config_path, rows, admin, db, client, workdir)
+            key = f"cdc-sio-bench-{secrets.token_hex(4)}"
+            config_path.write_text(CONFIG_TOML.format(dsn=dsn, redis_url=REDIS_URL, key=key))
+            yield Bench(dsn, load_config(config_path, {}), config_path, rows, admin, db, client, workdir, key)
         finally:
             await db.close()
     finally:

@@ -12,7 +12,7 @@ import redis.asyncio as redis
 
 from bench.environment import Bench
 from cdc_sio import publish
-from cdc_sio.encoding import classic_channel, classic_message
+from cdc_sio.encoding import Command, classic_commands
 from cdc_sio.routing import Change, route
 
 SINGLE_ROW_UPDATE = """\\set id random(1, {rows})
@@ -111,7 +111,7 @@ async def backlog_drain(bench: Bench, runs: int, backlog: int) -> Runs:
                     await _pipelined_publish(bench.redis, messages, bench.config.daemon.batch_size)
                 else:
                     for start in range(0, len(messages), bench.config.daemon.batch_size):
-                        await publish.publish(bench.redis, messages[start : start + bench.config.daemon.batch_size])
+                        await publish.execute(bench.redis, messages[start : start + bench.config.daemon.batch_size])
                 finished = time.time()
                 arrived = await client.arrival_of(backlog)
                 rate = backlog / (finished - started)
@@ -124,7 +124,14 @@ async def backlog_drain(bench: Bench, runs: int, backlog: int) -> Runs:
     return result
 
 
-async def _encoded_backlog(bench: Bench) -> list[tuple[bytes, bytes]]:
+PRIMARY_KEYS = {"public.things": ("id",)}
+
+
+def _commands(bench: Bench, change: Change) -> list[Command]:
+    return [command for e in route(change, bench.config, PRIMARY_KEYS) for command in classic_commands(bench.key, e)]
+
+
+async def _encoded_backlog(bench: Bench) -> list[Command]:
     rows = await bench.db.fetch(
         "SELECT id, table_name, op, data::text AS data, captured_at FROM cdc_sio.changes ORDER BY id"
     )
@@ -133,15 +140,15 @@ async def _encoded_backlog(bench: Bench) -> list[tuple[bytes, bytes]]:
         change = Change(
             row["id"], row["table_name"], row["op"], json.loads(row["data"]), row["captured_at"].isoformat()
         )
-        messages += [(classic_channel(bench.key, e), classic_message(e)) for e in route(change, bench.config)]
+        messages += _commands(bench, change)
     return messages
 
 
-async def _pipelined_publish(client: redis.Redis, messages: list[tuple[bytes, bytes]], batch: int) -> None:
+async def _pipelined_publish(client: redis.Redis, messages: list[Command], batch: int) -> None:
     for start in range(0, len(messages), batch):
         async with client.pipeline(transaction=False) as pipe:
-            for channel, payload in messages[start : start + batch]:
-                pipe.publish(channel, payload)
+            for command in messages[start : start + batch]:
+                pipe.execute_command(*command)
             await pipe.execute()
 
 
@@ -201,8 +208,8 @@ async def _publish_at_rate(bench: Bench, transactions: float, per_transaction: i
         for offset in range(per_transaction):
             row = {**base_row, "id": 1 + offset, "sent_us": sent_us}
             change = Change(sent + offset, "public.things", "update", row, "2026-01-01T00:00:00+00:00")
-            messages += [(classic_channel(bench.key, e), classic_message(e)) for e in route(change, bench.config)]
-        await publish.publish(bench.redis, messages)
+            messages += _commands(bench, change)
+        await publish.execute(bench.redis, messages)
         sent += per_transaction
     return sent
 

@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 
 import asyncpg
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from cdc_sio import capture, publish
+from cdc_sio import capture, pg
+from cdc_sio.catalog import table_shapes
 from cdc_sio.config import Config
+from cdc_sio.emitter import Emitter
 from cdc_sio.errors import ConfigError
 from cdc_sio.migrate import migrations, validate
 from cdc_sio.pump import pump, wait_any
@@ -55,13 +56,13 @@ class Backoff:
 
 async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> None:
     """Publish changes until *stop* is set (or, with *once*, until nothing is waiting)."""
-    client = publish.connect(config.redis.url)
+    emitter = Emitter.from_config(config.socketio)
     backoff = Backoff()
     outage_since: float | None = None
     try:
         while not stop.is_set():
             try:
-                await _session(config, client, stop, once=once, on_connected=backoff.reset)
+                await _session(config, emitter, stop, once=once, on_connected=backoff.reset)
                 if outage_since is not None:
                     log.info("outage_ended duration_s=%.1f", time.monotonic() - outage_since)
                 return
@@ -71,21 +72,21 @@ async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> Non
                     log.warning("outage_started error=%s: %s", type(error).__name__, error)
                 await wait_any(stop, backoff.next_delay())
     finally:
-        await client.aclose()
+        await emitter.aclose()
 
 
 async def _session(
     config: Config,
-    client: redis.Redis,
+    emitter: Emitter,
     stop: asyncio.Event,
     *,
     once: bool,
     on_connected: Callable[[], None],
 ) -> None:
-    await validate(config)
-    listener = await capture.connect(config.postgres.dsn, "listener")
+    shapes = table_shapes(config, await validate(config, check_filters=False))
+    listener = await pg.connect(config.postgres.dsn, "listener")
     try:
-        worker = await capture.connect(config.postgres.dsn, "worker")
+        worker = await pg.connect(config.postgres.dsn, "worker", synchronous_commit=False)
         try:
             await _check_migrated(worker)
             wake, lost = asyncio.Event(), asyncio.Event()
@@ -95,17 +96,25 @@ async def _session(
                 log.info("standby reason=another daemon holds the leader lock")
                 if await wait_any(stop, config.daemon.poll_interval):
                     return
-            await client.ping()
+            await emitter.ping()
             commit_timestamps = await capture.commit_timestamps_enabled(worker)
             on_connected()
             log.info("connected role=leader tables=%d", len(config.tables))
             await pump(
-                config, worker, client, stop=stop, wake=wake, lost=lost, once=once, commit_timestamps=commit_timestamps
+                config,
+                shapes,
+                worker,
+                emitter,
+                stop=stop,
+                wake=wake,
+                lost=lost,
+                once=once,
+                commit_timestamps=commit_timestamps,
             )
         finally:
-            await capture.close(worker)
+            await pg.close(worker)
     finally:
-        await capture.close(listener)
+        await pg.close(listener)
 
 
 async def _check_migrated(connection: asyncpg.Connection) -> None:

@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import redis.asyncio as redis
 from asyncpg.transaction import Transaction
 
-from cdc_sio import capture, publish
+from cdc_sio import capture, pg
+from cdc_sio.catalog import TableShapes
 from cdc_sio.config import Config
-from cdc_sio.encoding import classic_channel, classic_message
+from cdc_sio.emitter import Batch, Emitter, Encoded
 from cdc_sio.errors import EncodingError
-from cdc_sio.routing import route
+from cdc_sio.routing import Change, Emission, route, too_large
 from cdc_sio.templates import TemplateError
 
 log = logging.getLogger("cdc_sio.daemon")
@@ -44,8 +44,9 @@ YIELD_EVERY = 128  # changes encoded between two turns of the event loop
 
 async def pump(
     config: Config,
+    shapes: TableShapes,
     worker: asyncpg.Connection,
-    client: redis.Redis,
+    emitter: Emitter,
     *,
     stop: asyncio.Event,
     wake: asyncio.Event,
@@ -54,13 +55,16 @@ async def pump(
     commit_timestamps: bool,
 ) -> None:
     """Publish changes until *stop* is set (or, with *once*, until a batch is not full)."""
-    prefetch = await capture.connect(config.postgres.dsn, "prefetch")
-    batches = Batches(config, (worker, prefetch), client, commit_timestamps)
+    prefetch = await pg.connect(config.postgres.dsn, "prefetch", synchronous_commit=False)
+    batches = Batches(config, shapes, (worker, prefetch), emitter, commit_timestamps)
+    if not await capture.can_skip_locked(worker):
+        batches.connections = (worker,)
+        log.info("claims_one_at_a_time reason=no UPDATE privilege on cdc_sio.changes, which row locks need")
     try:
         await _loop(config, batches, worker, stop=stop, wake=wake, lost=lost, once=once)
     finally:
         await batches.abandon()
-        await capture.close(prefetch)
+        await pg.close(prefetch)
 
 
 async def _loop(
@@ -113,7 +117,8 @@ class Claim:
 class Batches:
     """Claims, encodes, publishes and commits batches; after a full batch it claims the next one on
     the other connection while this one is encoded and published (``SKIP LOCKED`` passes over the
-    rows of the batch in flight), so PostgreSQL's work overlaps the daemon's.
+    rows of the batch in flight), so PostgreSQL's work overlaps the daemon's. Without the UPDATE
+    privilege on cdc_sio.changes (row locks need it) it claims one batch at a time.
 
     Batches are still published one after the other, in claim order, and each commits only after
     Redis took all of it; if one fails, the session ends and both open claims roll back.
@@ -122,13 +127,15 @@ class Batches:
     def __init__(
         self,
         config: Config,
-        connections: tuple[asyncpg.Connection, asyncpg.Connection],
-        client: redis.Redis,
+        shapes: TableShapes,
+        connections: tuple[asyncpg.Connection, ...],
+        emitter: Emitter,
         commit_timestamps: bool,
     ) -> None:
         self.config = config
+        self.shapes = shapes
         self.connections = connections
-        self.client = client
+        self.emitter = emitter
         self.commit_timestamps = commit_timestamps
         self.claimed: asyncio.Task[Claim] | None = None
         self.turn = 0
@@ -136,9 +143,9 @@ class Batches:
     async def publish_next(self) -> int:
         """Publish the next batch; return how many changes it had."""
         claimed, self.claimed = self.claimed, None
-        claim = await (claimed or self._claim())
-        if len(claim.records) == self.config.daemon.batch_size:
-            self.claimed = asyncio.create_task(self._claim())
+        claim = await (claimed or self._claim(skip_locked=False))
+        if len(claim.records) == self.config.daemon.batch_size and len(self.connections) == 2:
+            self.claimed = asyncio.create_task(self._claim(skip_locked=True))
         await self._publish(claim)
         return len(claim.records)
 
@@ -149,42 +156,58 @@ class Batches:
             with contextlib.suppress(BaseException):
                 await self.claimed
 
-    async def _claim(self) -> Claim:
-        connection = self.connections[self.turn]
-        self.turn ^= 1
+    async def _claim(self, *, skip_locked: bool) -> Claim:
+        connection = self.connections[self.turn % len(self.connections)]
+        self.turn += 1
         transaction = connection.transaction()
         await transaction.start()
         records = await capture.claim_batch(
-            connection, self.config.daemon.batch_size, commit_timestamps=self.commit_timestamps
+            connection, self.config.daemon.batch_size, commit_timestamps=self.commit_timestamps, skip_locked=skip_locked
         )
         return Claim(connection, transaction, records)
 
     async def _publish(self, claim: Claim) -> None:
-        messages: list[tuple[bytes, bytes]] = []
-        key = self.config.socketio.key
+        config, shapes = self.config, self.shapes
+        messages = self.emitter.batch()
         for number, record in enumerate(claim.records):
             if number % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # let the next claim reach PostgreSQL
             try:
+                change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
                 encoded = [
-                    (classic_channel(key, emission), classic_message(emission))
-                    for emission in route(capture.to_change(record), self.config)
+                    encode(config, messages, emission, change, shapes)
+                    for emission in route(change, config, shapes.keys)
                 ]
-            except (TemplateError, EncodingError, ValueError) as error:
-                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
-                await capture.park(claim.connection, record, str(error))
+            except Exception as error:  # one bad row must never stop the stream: park it, with the reason
+                reason = (
+                    str(error)
+                    if isinstance(error, TemplateError | EncodingError)
+                    else f"{type(error).__name__}: {error}"
+                )
+                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], reason)
+                await capture.park(claim.connection, record, reason)
                 continue
             messages.extend(encoded)
-        await publish.publish(self.client, messages)
+        message_count = len(messages)
+        await messages.send()
         await claim.transaction.commit()
         if claim.records:
             lag = datetime.now(UTC) - claim.records[-1]["committed_at"]
             log.debug(
                 "batch_published changes=%d messages=%d lag_ms=%.1f",
                 len(claim.records),
-                len(messages),
+                message_count,
                 lag.total_seconds() * 1000,
             )
+
+
+def encode(config: Config, messages: Batch, emission: Emission, change: Change, shapes: TableShapes) -> Encoded:
+    """The emission's commands; an event over ``max_event_bytes`` for any target becomes a marker with the row's key."""
+    encoded = messages.encode(emission)
+    if encoded.size > config.daemon.max_event_bytes:
+        log.warning("event_too_large id=%d table=%s bytes=%d", change.id, change.table, encoded.size)
+        encoded = messages.encode(too_large(emission, change, shapes.keys.get(change.table, ()), encoded.size))
+    return encoded
 
 
 async def wait_any(stop: asyncio.Event, timeout: float, *events: asyncio.Event) -> bool:

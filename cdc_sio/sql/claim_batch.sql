@@ -1,18 +1,18 @@
 -- The oldest waiting changes, deleted in the caller's transaction: the caller publishes them and
 -- commits, or rolls back and they wait again. Ordered by id, which for one row is commit order.
--- SKIP LOCKED passes over the batch that the daemon's other connection has claimed and is still
--- publishing (only the leader claims, and every older change is in that batch or published).
 -- $1: batch size. $2: whether track_commit_timestamp is on.
 WITH batch AS (
     DELETE FROM cdc_sio.changes
-    WHERE id IN (SELECT id FROM cdc_sio.changes ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-    RETURNING id, xid, captured_at, table_name, op, data
+    WHERE id IN (SELECT id FROM cdc_sio.changes ORDER BY id LIMIT $1)
+    RETURNING id, xid, captured_at, table_name, op, data, old, routes
 )
 SELECT
     id,
     table_name,
     op,
     data::text AS data,
+    old::text AS old,
+    routes,
     captured_at,
     CASE WHEN $2::boolean
         THEN coalesce(pg_xact_commit_timestamp((xid::text::bigint & 4294967295)::text::xid), captured_at)

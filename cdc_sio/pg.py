@@ -1,0 +1,32 @@
+"""PostgreSQL connections and the SQL files of cdc_sio/sql, shared by every I/O shell."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+
+import asyncpg
+
+
+async def connect(dsn: str, role: str, *, synchronous_commit: bool = True) -> asyncpg.Connection:
+    """A connection that operators can find in pg_stat_activity as ``cdc-sio:<role>``.
+
+    The daemon's claims commit with ``synchronous_commit = off``: a delete that a server crash
+    loses only publishes its batch again, and no commit of theirs waits for a WAL flush.
+    """
+    settings = {"application_name": f"cdc-sio:{role}"}
+    if not synchronous_commit:
+        settings["synchronous_commit"] = "off"
+    return await asyncpg.connect(dsn, server_settings=settings, statement_cache_size=16)
+
+
+async def close(connection: asyncpg.Connection) -> None:
+    """Close gracefully if the server answers within 5 s, else drop the socket."""
+    try:
+        await asyncio.wait_for(connection.close(), timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        connection.terminate()
+
+
+def sql_file(name: str) -> str:
+    return resources.files("cdc_sio.sql").joinpath(name).read_text()
