@@ -188,14 +188,14 @@ class _Shape:
         routes = config.routes_for(op)
         matches = [self.match(route, op) for route in routes]
         if all(condition is None for condition in matches):
-            routes_sql = "ARRAY[" + ", ".join(quote_literal(r.name) for r in routes) + "]"
+            routes_sql = "ARRAY[" + ", ".join(quote_literal(r.name) for r in routes) + "] AS routes"
             where = []
         else:
             cases = ", ".join(
                 quote_literal(r.name) if c is None else f"CASE WHEN {c} THEN {quote_literal(r.name)} END"
                 for r, c in zip(routes, matches, strict=True)
             )
-            routes_sql = f"array_remove(ARRAY[{cases}], NULL)"
+            routes_sql = f"array_remove(ARRAY[{cases}], NULL) AS routes OFFSET 0"
             where = ["cardinality(m.routes) > 0"]
         head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)"
         if op == "update":
@@ -205,8 +205,10 @@ class _Shape:
                 f"SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes",
                 "FROM new_rows AS new",
                 f"LEFT JOIN old_rows AS old ON {pairs}",
-                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data) AS j",
-                f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m",
+                # OFFSET 0 keeps each row's jsonb computed once: flattened, every use of j.* recomputes it.
+                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data"
+                " OFFSET 0) AS j",
+                f"CROSS JOIN LATERAL (SELECT {routes_sql}) AS m",
                 "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where]),
             ]
         alias = _ROW_ALIAS[op]
@@ -214,7 +216,7 @@ class _Shape:
             head,
             f"SELECT {_name(config)}, '{op}', {self.row(alias)}, NULL, m.routes",
             f"FROM {alias}_rows AS {alias}",
-            f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m",
+            f"CROSS JOIN LATERAL (SELECT {routes_sql}) AS m",
             *(f"WHERE {w}" for w in where),
         ]
 

@@ -23,14 +23,14 @@ BEGIN
         SELECT 'public.things', 'update', j.new_data, j.old_data, m.routes
         FROM new_rows AS new
         LEFT JOIN old_rows AS old ON new."id" = old."id"
-        CROSS JOIN LATERAL (SELECT to_jsonb(new.*) - ARRAY['secret']::text[] AS new_data, to_jsonb(old.*) - ARRAY['secret']::text[] AS old_data) AS j
-        CROSS JOIN LATERAL (SELECT array_remove(ARRAY['update', CASE WHEN (j.new_data -> 'status' IS DISTINCT FROM j.old_data -> 'status') THEN 'status' END], NULL) AS routes) AS m
+        CROSS JOIN LATERAL (SELECT to_jsonb(new.*) - ARRAY['secret']::text[] AS new_data, to_jsonb(old.*) - ARRAY['secret']::text[] AS old_data OFFSET 0) AS j
+        CROSS JOIN LATERAL (SELECT array_remove(ARRAY['update', CASE WHEN (j.new_data -> 'status' IS DISTINCT FROM j.old_data -> 'status') THEN 'status' END], NULL) AS routes OFFSET 0) AS m
         WHERE j.new_data IS DISTINCT FROM j.old_data AND cardinality(m.routes) > 0;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)
         SELECT 'public.things', 'delete', to_jsonb(old.*) - ARRAY['secret']::text[], NULL, m.routes
         FROM old_rows AS old
-        CROSS JOIN LATERAL (SELECT array_remove(ARRAY['delete', CASE WHEN EXISTS (SELECT FROM (SELECT old.*) AS cdc_sio_row WHERE (importance > 100)) THEN 'important' END], NULL) AS routes) AS m
+        CROSS JOIN LATERAL (SELECT array_remove(ARRAY['delete', CASE WHEN EXISTS (SELECT FROM (SELECT old.*) AS cdc_sio_row WHERE (importance > 100)) THEN 'important' END], NULL) AS routes OFFSET 0) AS m
         WHERE cardinality(m.routes) > 0;
     END IF;
     IF FOUND AND NOT pg_try_advisory_xact_lock_shared(27976400995184386) THEN
