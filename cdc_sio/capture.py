@@ -1,9 +1,16 @@
-"""The PostgreSQL side of the daemon: wake-ups (LISTEN) and the change log (claim, park)."""
+"""The PostgreSQL side of the daemon: wake-ups (LISTEN), the change log (claim, park), the leader lock,
+the health probe and the daemon's own row for ``cdc-sio status``."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -15,6 +22,8 @@ WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
 _CLAIM_BATCH = sql_file("claim_batch.sql")
 _PARK_CHANGE = sql_file("park_change.sql")
+_BACKLOG = sql_file("backlog.sql")
+_RECORD_DAEMON = sql_file("record_daemon.sql")
 
 
 async def connect(dsn: str, role: str) -> asyncpg.Connection:
@@ -64,3 +73,122 @@ async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None
 
 async def try_lead(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK) is True
+
+
+class LeaseExpired(ConnectionError):
+    """Too long since this daemon last proved that it holds the leader lock: it must not publish."""
+
+
+class Lease:
+    """The fencing rule of the leader lock.
+
+    The lock is a session lock of the worker connection, so a query answered on that connection
+    proves the lock was held when the query was sent. A leader publishes only within *duration*
+    of such a proof (taken before the claim, renewed when encoding took long); a new leader waits
+    *duration* after taking the lock before it publishes. So a leader that was paused, and whose
+    connection was closed meanwhile, finds its lease expired when it wakes up, and whatever it
+    still had in hand is never published after the new leader's first batch.
+    """
+
+    def __init__(self, duration: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.duration = duration
+        self.clock = clock
+        self.proved_at = float("-inf")
+
+    def proof_started(self) -> float:
+        return self.clock()
+
+    def proved(self, started_at: float) -> None:
+        self.proved_at = max(self.proved_at, started_at)
+
+    def holds(self) -> bool:
+        return self.clock() - self.proved_at <= self.duration
+
+    async def renew(self, connection: asyncpg.Connection) -> None:
+        started = self.clock()
+        await connection.fetchval("SELECT 1")
+        self.proved(started)
+
+    async def check(self, connection: asyncpg.Connection) -> None:
+        """Raise LeaseExpired unless the lease holds (renewing it first when it has run out)."""
+        if not self.holds():
+            await self.renew(connection)
+        if not self.holds():
+            raise LeaseExpired(f"no proof of holding the leader lock for {self.duration} s (the daemon was paused)")
+
+
+class NotifyProbe:
+    """A NOTIFY sent through the LISTEN connection that must come back through it."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.channel = f"cdc_sio_probe_{secrets.token_hex(8)}"
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._tokens = itertools.count()
+
+    async def start(self) -> None:
+        await self.connection.add_listener(self.channel, self._received)
+
+    def _received(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        waiter = self._waiting.pop(payload, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def round_trip(self) -> None:
+        token = str(next(self._tokens))
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[token] = waiter
+        try:
+            await self.connection.execute("SELECT pg_notify($1, $2)", self.channel, token)
+            await waiter
+        finally:
+            self._waiting.pop(token, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    waiting: int
+    oldest_age: float | None
+    queue_usage: float
+
+
+async def backlog(connection: asyncpg.Connection) -> Backlog:
+    row = await connection.fetchrow(_BACKLOG)
+    return Backlog(row["waiting"], row["oldest_age"], row["queue_usage"])
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonRecord:
+    host: str
+    pid: int
+    backend_pid: int
+    role: str
+    started_at: datetime
+    published: int
+    lag_ms: float | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+async def record_daemon(connection: asyncpg.Connection, record: DaemonRecord) -> None:
+    await connection.execute(
+        _RECORD_DAEMON,
+        record.host,
+        record.pid,
+        record.backend_pid,
+        record.role,
+        record.started_at,
+        record.published,
+        record.lag_ms,
+        record.last_error,
+        record.last_error_at,
+    )
+
+
+async def forget_daemons(connection: asyncpg.Connection, host: str, pid: int) -> None:
+    """Delete this daemon's row, and the rows of daemons not seen for a day."""
+    await connection.execute(
+        "DELETE FROM cdc_sio.daemons WHERE (host = $1 AND pid = $2) OR updated_at < now() - interval '1 day'",
+        host,
+        pid,
+    )

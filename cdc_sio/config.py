@@ -69,6 +69,17 @@ class SocketIOConfig:
 class DaemonConfig:
     batch_size: int
     poll_interval: float
+    shutdown_timeout: float  # seconds to finish the batch in flight after SIGTERM
+    leader_lease: float  # seconds a leader may publish after its last proof of holding the lock
+    probe_interval: float  # seconds between health round trips (NOTIFY probe + Redis PING)
+    summary_interval: float  # seconds between "summary" log lines
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """Where ``/metrics`` and ``/healthz`` are served; None: nowhere."""
+
+    listen: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,7 @@ class Config:
     socketio: SocketIOConfig
     daemon: DaemonConfig
     tables: tuple[TableConfig, ...]
+    http: HttpConfig = HttpConfig()
 
     def table(self, name: str) -> TableConfig:
         return next(t for t in self.tables if str(t.table) == name)
@@ -101,11 +113,12 @@ def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
 
 def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> Config:
     reader = _Reader(source, environ)
-    root = reader.section(document, "", {"postgres", "redis", "socketio", "daemon", "tables"})
+    root = reader.section(document, "", {"postgres", "redis", "socketio", "daemon", "http", "tables"})
     postgres = reader.section(root.get("postgres"), "postgres", {"dsn"}, required=True)
     redis = reader.section(root.get("redis", {}), "redis", {"url"})
     socketio = reader.section(root.get("socketio", {}), "socketio", {"key"})
-    daemon = reader.section(root.get("daemon", {}), "daemon", {"batch_size", "poll_interval"})
+    daemon = reader.section(root.get("daemon", {}), "daemon", set(DaemonConfig.__annotations__))
+    http = reader.section(root.get("http", {}), "http", {"listen"})
     tables_value = root.get("tables")
     if not isinstance(tables_value, list) or not tables_value:
         raise reader.error("tables", "at least one [[tables]] entry is required")
@@ -118,13 +131,22 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
 
     batch_size = reader.integer(daemon, "daemon.batch_size", default=1000, minimum=1)
     poll_interval = reader.number(daemon, "daemon.poll_interval", default=1.0, minimum=0.01)
+    daemon_config = DaemonConfig(
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        shutdown_timeout=reader.number(daemon, "daemon.shutdown_timeout", default=10.0, minimum=0.0),
+        leader_lease=reader.number(daemon, "daemon.leader_lease", default=1.0, minimum=0.01),
+        probe_interval=reader.number(daemon, "daemon.probe_interval", default=5.0, minimum=0.05),
+        summary_interval=reader.number(daemon, "daemon.summary_interval", default=60.0, minimum=0.1),
+    )
     return Config(
         source=source,
         postgres=PostgresConfig(dsn=reader.string(postgres, "postgres.dsn")),
         redis=RedisConfig(url=reader.string(redis, "redis.url", "redis://127.0.0.1:6379/0")),
         socketio=SocketIOConfig(key=reader.string(socketio, "socketio.key", "socket.io")),
-        daemon=DaemonConfig(batch_size=batch_size, poll_interval=poll_interval),
+        daemon=daemon_config,
         tables=tables,
+        http=HttpConfig(listen=reader.address(http, "http.listen")),
     )
 
 
@@ -184,6 +206,16 @@ class _Reader:
         if value < minimum:
             raise self.error(key, f"must be at least {minimum}")
         return float(value)
+
+    def address(self, section: Mapping[str, Any], key: str) -> tuple[str, int] | None:
+        if key.rpartition(".")[2] not in section:
+            return None
+        text = self.string(section, key)
+        host, colon, port = text.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise self.error(key, f"{text!r} is not 'host:port' (e.g. '127.0.0.1:9464' or '[::1]:9464')")
+        return host, int(port)
 
     def string_list(self, section: Mapping[str, Any], key: str) -> list[str]:
         value = section.get(key.rpartition(".")[2], [])

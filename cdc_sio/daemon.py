@@ -1,17 +1,24 @@
-"""The daemon: wire the change log to Redis, and keep doing it through outages.
+"""The daemon: wire the change log to Redis, keep doing it through outages, and show how it goes.
 
 One session = a LISTEN connection, a worker connection that holds the leader lock and claims
 batches, and the Redis client. The listener is connected (and LISTENing) before the first
 read, so a change committed at any moment is either read now or announced later; polling
-every ``poll_interval`` covers a notification that never arrives.
+every ``poll_interval`` covers a notification that never arrives. Beside the session, a
+watcher does the health round trip (a NOTIFY that must come back through the LISTEN
+connection, and a Redis PING) and only then tells systemd's watchdog that all is well.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+import dataclasses
+import json
+import os
 import random
+import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,17 +26,22 @@ import asyncpg
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from cdc_sio import capture, publish
+from cdc_sio import capture, httpd, logs, publish
 from cdc_sio.config import Config
 from cdc_sio.encoding import classic_channel, classic_message
 from cdc_sio.errors import ConfigError, EncodingError
+from cdc_sio.health import Health
+from cdc_sio.metrics import Metrics
 from cdc_sio.migrate import migrations, validate
 from cdc_sio.routing import route
+from cdc_sio.systemd import Notifier
 from cdc_sio.templates import TemplateError
 
-log = logging.getLogger("cdc_sio.daemon")
+log = logs.get("cdc_sio.daemon")
 
 RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
+QUERY_TIMEOUT = 30.0  # the watcher's backlog query and its own row
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Backoff:
@@ -50,95 +62,402 @@ class Backoff:
 
 async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> None:
     """Publish changes until *stop* is set (or, with *once*, until nothing is waiting)."""
-    client = publish.connect(config.redis.url)
-    backoff = Backoff()
-    outage_since: float | None = None
-    try:
-        while not stop.is_set():
-            try:
-                await _session(config, client, stop, once=once, on_connected=backoff.reset)
-                if outage_since is not None:
-                    log.info("outage_ended duration_s=%.1f", time.monotonic() - outage_since)
-                return
-            except RECOVERABLE as error:
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    log.warning("outage_started error=%s: %s", type(error).__name__, error)
-                await _wait_for(stop, backoff.next_delay())
-    finally:
-        await client.aclose()
+    await Daemon(config).run(stop, once=once)
 
 
-async def _session(
-    config: Config,
-    client: redis.Redis,
-    stop: asyncio.Event,
-    *,
-    once: bool,
-    on_connected: Callable[[], None],
-) -> None:
-    await validate(config)
-    listener = await capture.connect(config.postgres.dsn, "listener")
-    try:
-        worker = await capture.connect(config.postgres.dsn, "worker")
+@dataclasses.dataclass
+class Batch:
+    """What one claimed batch became."""
+
+    changes: int = 0
+    messages: int = 0
+    published: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
+    parked: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
+    no_receivers: Counter[str] = dataclasses.field(default_factory=Counter)  # namespace -> messages
+    lags: list[float] = dataclasses.field(default_factory=list)  # seconds from commit to publish
+
+
+class _Lost:
+    """Why the session must end: set by the LISTEN connection's close or by a failed health round trip."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise ConnectionError(self.reason)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: Notifier | None = None,
+        load_config: Callable[[], Config] | None = None,
+    ) -> None:
+        """*load_config* reads the configuration again for :meth:`reload` (SIGHUP)."""
+        self.config = config
+        self.notifier = notifier or Notifier(None)
+        self.load_config = load_config
+        self.metrics = Metrics()
+        self.health = Health()
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.started_at = datetime.now(UTC)
+        self.last_error_at: datetime | None = None
+        self._ready_sent = False
+        self._reload_lock = asyncio.Lock()
+        logs.add_secrets(logs.url_secrets(config.postgres.dsn, config.redis.url))
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
+        """Publish until *stop* is set; then finish the batch in flight within ``shutdown_timeout``."""
+        server = None
+        if self.config.http.listen is not None:
+            server = await httpd.serve(*self.config.http.listen, self._routes())
+        reporter = asyncio.create_task(self._report())
+        work = asyncio.create_task(self._supervise(stop, once))
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await _check_migrated(worker)
-            wake, lost = asyncio.Event(), asyncio.Event()
-            listener.add_termination_listener(lambda _: lost.set())
-            await capture.listen(listener, wake)
-            while not await capture.try_lead(worker):
-                log.info("standby reason=another daemon holds the leader lock")
-                if await _wait_for(stop, config.daemon.poll_interval):
-                    return
-            await client.ping()
-            commit_timestamps = await capture.commit_timestamps_enabled(worker)
-            on_connected()
-            log.info("connected role=leader tables=%d", len(config.tables))
-            while not stop.is_set():
-                if lost.is_set():
-                    raise ConnectionError("the LISTEN connection was closed")
-                wake.clear()
-                count = await publish_batch(config, worker, client, commit_timestamps=commit_timestamps)
-                if count == config.daemon.batch_size:
-                    continue
-                if once:
-                    return
-                await _wait_for(stop, config.daemon.poll_interval, wake, lost)
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            self.notifier.stopping()
+            timeout = self.config.daemon.shutdown_timeout
+            if not work.done():
+                self.health.role = "stopping"
+                log.info("stopping", shutdown_timeout_s=timeout)
+                await asyncio.wait({work}, timeout=timeout)
+            if not work.done():
+                log.warning("shutdown_timed_out", shutdown_timeout_s=timeout, batch="rolled back, published next run")
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *RECOVERABLE):
+                    await work
+                return
+            await work
         finally:
-            await _close(worker)
-    finally:
-        await _close(listener)
+            for task in (stopping, reporter, work):
+                task.cancel()
+            if server is not None:
+                server.close()
+            log.info("stopped", published=self.health.published)
 
-
-async def publish_batch(
-    config: Config, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool
-) -> int:
-    """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
-    async with worker.transaction():
-        records = await capture.claim_batch(worker, config.daemon.batch_size, commit_timestamps=commit_timestamps)
-        messages: list[tuple[bytes, bytes]] = []
-        for record in records:
+    async def reload(self) -> bool:
+        """Read and check the configuration again; put it in force, or keep the old one and log why not."""
+        if self.load_config is None:
+            return False
+        async with self._reload_lock:
             try:
-                change = capture.to_change(record)
-                encoded = [
-                    (classic_channel(config.socketio.key, emission), classic_message(emission))
-                    for emission in route(change, config)
-                ]
-            except (TemplateError, EncodingError, ValueError) as error:
-                log.error("change_parked id=%d table=%s reason=%s", record["id"], record["table_name"], error)
-                await capture.park(worker, record, str(error))
+                new = self.load_config()
+                await validate(new)
+            except ConfigError as error:
+                log.error("config_rejected", error=str(error), keeping=self.config.source)
+                return False
+            except RECOVERABLE as error:
+                reason = f"cannot check it against the database: {logs.describe_error(error)}"
+                log.error("config_rejected", error=reason, keeping=self.config.source)
+                return False
+            logs.add_secrets(logs.url_secrets(new.postgres.dsn, new.redis.url))
+            changed = _changed_sections(self.config, new)
+            if "http" in changed:
+                log.warning("config_needs_restart", key="http.listen")
+            self.config = new
+            log.info("config_reloaded", changed=",".join(changed) or "nothing", tables=len(new.tables))
+            return True
+
+    async def _supervise(self, stop: asyncio.Event, once: bool) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            client = publish.connect(self.config.redis.url)
+            try:
+                if await self._session(self.config, client, stop, once=once, backoff=backoff):
+                    return
+            except RECOVERABLE as error:
+                self._outage(error)
+                await _wait_for(stop, backoff.next_delay())
+            finally:
+                await client.aclose()
+
+    async def _session(
+        self, config: Config, client: redis.Redis, stop: asyncio.Event, *, once: bool, backoff: Backoff
+    ) -> bool:
+        """Connect and publish; True when done (stopped, or caught up with *once*), False to reconnect."""
+        self.health.progressed()
+        await validate(config)
+        listener = await capture.connect(config.postgres.dsn, "listener")
+        try:
+            worker = await capture.connect(config.postgres.dsn, "worker")
+            try:
+                await _check_migrated(worker)
+                wake, lost = asyncio.Event(), _Lost()
+                listener.add_termination_listener(lambda _: lost.set("the LISTEN connection was closed"))
+                await capture.listen(listener, wake)
+                probe = capture.NotifyProbe(listener)
+                await probe.start()
+                await client.ping()
+                backoff.reset()
+                self._connected(config)
+                watcher = asyncio.create_task(self._watch(listener, worker.get_server_pid(), client, probe, lost))
+                try:
+                    return await self._lead(config, worker, client, stop, wake, lost, once=once)
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+                    if stop.is_set():
+                        with contextlib.suppress(*RECOVERABLE):
+                            await capture.forget_daemons(worker, self.host, self.pid)
+            finally:
+                await _close(worker)
+        finally:
+            self.metrics.leader.set(0)
+            await _close(listener)
+
+    async def _lead(
+        self,
+        config: Config,
+        worker: asyncpg.Connection,
+        client: redis.Redis,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        lost: _Lost,
+        *,
+        once: bool,
+    ) -> bool:
+        while not await capture.try_lead(worker):
+            if self.health.role != "standby":
+                self._set_role("standby")
+                log.info("standby", reason="another daemon holds the leader lock")
+            self._mark_ready()
+            self.health.progressed()
+            if await _wait_for(stop, config.daemon.poll_interval, lost.event):
+                return True
+            lost.check()
+            if self._must_reconnect(config):
+                return False
+        lease = capture.Lease(config.daemon.leader_lease)
+        log.info("leader_elected", waiting_s=lease.duration, reason="a paused previous leader's lease runs out")
+        if await _wait_for(stop, lease.duration, lost.event):
+            return True
+        lost.check()
+        self._set_role("leader")
+        commit_timestamps = await capture.commit_timestamps_enabled(worker)
+        while not stop.is_set():
+            lost.check()
+            if self._must_reconnect(config):
+                return False
+            wake.clear()
+            self._mark_ready()
+            batch = await self.publish_batch(worker, client, commit_timestamps=commit_timestamps, lease=lease)
+            self.health.progressed()
+            if batch.changes == self.config.daemon.batch_size:
                 continue
-            messages.extend(encoded)
-        await publish.publish(client, messages)
-    if records:
-        lag = datetime.now(UTC) - records[-1]["committed_at"]
-        log.debug(
-            "batch_published changes=%d messages=%d lag_ms=%.1f",
-            len(records),
-            len(messages),
-            lag.total_seconds() * 1000,
+            if once:
+                return True
+            await _wait_for(stop, self.config.daemon.poll_interval, wake, lost.event)
+        return True
+
+    async def publish_batch(
+        self, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool, lease: capture.Lease
+    ) -> Batch:
+        """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
+        config = self.config
+        started = time.monotonic()
+        batch = Batch()
+        try:
+            async with worker.transaction():
+                proof = lease.proof_started()
+                limit = config.daemon.batch_size
+                records = await capture.claim_batch(worker, limit, commit_timestamps=commit_timestamps)
+                lease.proved(proof)
+                batch.changes = len(records)
+                published = []
+                messages: list[tuple[bytes, bytes]] = []
+                namespaces: list[str] = []
+                for record in records:
+                    try:
+                        change = capture.to_change(record)
+                        emissions = route(change, config)
+                        encoded = [(classic_channel(config.socketio.key, e), classic_message(e)) for e in emissions]
+                    except (TemplateError, EncodingError, ValueError) as error:
+                        log.error("change_parked", id=record["id"], table=record["table_name"], reason=str(error))
+                        await capture.park(worker, record, str(error))
+                        batch.parked[record["table_name"]] += 1
+                        continue
+                    published.append(record)
+                    messages.extend(encoded)
+                    namespaces.extend(e.namespace for e in emissions)
+                await lease.check(worker)
+                receivers = await publish.publish(client, messages)
+        except RECOVERABLE:
+            self.metrics.failed.inc(batch.changes)
+            raise
+        now = datetime.now(UTC)
+        batch.messages = len(messages)
+        batch.published.update(record["table_name"] for record in published)
+        batch.no_receivers.update(ns for ns, count in zip(namespaces, receivers, strict=True) if count == 0)
+        batch.lags = [(now - record["committed_at"]).total_seconds() for record in published]
+        self._count(batch, records)
+        if batch.changes:
+            log.debug(
+                "batch_published",
+                changes=batch.changes,
+                messages=batch.messages,
+                parked=sum(batch.parked.values()),
+                lag_ms=round(max(batch.lags, default=0.0) * 1000, 1),
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+        return batch
+
+    def _count(self, batch: Batch, records: list[asyncpg.Record]) -> None:
+        metrics = self.metrics
+        for table, count in Counter(record["table_name"] for record in records).items():
+            metrics.captured.labels(table).inc(count)
+        for table, count in batch.published.items():
+            metrics.published.labels(table).inc(count)
+        for table, count in batch.parked.items():
+            metrics.dead_lettered.labels(table).inc(count)
+        for namespace, count in batch.no_receivers.items():
+            metrics.no_receivers.labels(namespace).inc(count)
+        for lag in batch.lags:
+            metrics.lag.observe(lag)
+        if batch.changes:
+            metrics.batch_size.observe(batch.changes)
+            self.health.lag = batch.lags[-1] if batch.lags else self.health.lag
+        self.health.published += sum(batch.published.values())
+        self.health.dead_lettered += sum(batch.parked.values())
+
+    async def _watch(
+        self,
+        listener: asyncpg.Connection,
+        backend_pid: int,
+        client: redis.Redis,
+        probe: capture.NotifyProbe,
+        lost: _Lost,
+    ) -> None:
+        """The health round trip, then WATCHDOG=1; on failure, end the session (it reconnects)."""
+        while True:
+            interval = self._probe_interval()
+            try:
+                async with asyncio.timeout(max(interval, 5.0)):
+                    await probe.round_trip()
+                    await client.ping()
+                async with asyncio.timeout(QUERY_TIMEOUT):
+                    backlog = await capture.backlog(listener)
+                    await capture.record_daemon(listener, self._record(backend_pid))
+            except RECOVERABLE as error:
+                lost.set(f"health round trip failed: {logs.describe_error(error) or 'timed out'}")
+                return
+            self.health.backlog, self.health.oldest_age = backlog.waiting, backlog.oldest_age
+            self.metrics.backlog.set(backlog.waiting)
+            self.metrics.oldest_age.set(backlog.oldest_age or 0.0)
+            self.metrics.queue_usage.set(backlog.queue_usage)
+            self.health.probed()
+            if self.health.live(self._stalled_after()):
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _report(self) -> None:
+        """STATUS= and the ready gauge every probe interval; an info summary every summary interval."""
+        last_summary, published, parked = time.monotonic(), 0, 0
+        while True:
+            self.notifier.status(self.health.summary())
+            self.metrics.ready.set(1 if self.health.ready(self._probe_interval()) else 0)
+            if time.monotonic() - last_summary >= self.config.daemon.summary_interval:
+                log.info(
+                    "summary",
+                    role=self.health.role,
+                    published=self.health.published - published,
+                    dead_lettered=self.health.dead_lettered - parked,
+                    backlog=self.health.backlog,
+                    lag_ms=None if self.health.lag is None else round(self.health.lag * 1000, 1),
+                    outage=None if self.health.outage is None else self.health.outage.service,
+                )
+                last_summary, published, parked = time.monotonic(), self.health.published, self.health.dead_lettered
+            await asyncio.sleep(min(self._probe_interval(), self.config.daemon.summary_interval))
+
+    def _routes(self) -> httpd.Routes:
+        def health(*keys: str) -> Callable[[], httpd.Response]:
+            def respond() -> httpd.Response:
+                report = self.health.report(self._probe_interval(), self._stalled_after())
+                ok = all(report[key] for key in keys)
+                body = json.dumps(report).encode() + b"\n"
+                return httpd.Response(200 if ok else 503, "application/json", body)
+
+            return respond
+
+        return {
+            "/metrics": lambda: httpd.Response(200, METRICS_CONTENT_TYPE, self.metrics.exposition()),
+            "/healthz": health("ready", "live"),
+            "/healthz/ready": health("ready"),
+            "/healthz/live": health("live"),
+        }
+
+    def _record(self, backend_pid: int) -> capture.DaemonRecord:
+        lag = self.health.lag
+        return capture.DaemonRecord(
+            host=self.host,
+            pid=self.pid,
+            backend_pid=backend_pid,
+            role=self.health.role,
+            started_at=self.started_at,
+            published=self.health.published,
+            lag_ms=None if lag is None else lag * 1000,
+            last_error=self.health.last_error,
+            last_error_at=self.last_error_at,
         )
-    return len(records)
+
+    def _connected(self, config: Config) -> None:
+        outage = self.health.end_outage()
+        self.health.connected = True
+        if outage is not None:
+            log.info("outage_ended", service=outage.service, duration_s=round(time.monotonic() - outage.since, 1))
+            self.metrics.reconnects.labels(outage.service).inc()
+        log.info("connected", postgres=config.postgres.dsn, redis=config.redis.url, tables=len(config.tables))
+
+    def _outage(self, error: BaseException) -> None:
+        service = "redis" if isinstance(error, RedisError) else "postgres"
+        self.last_error_at = datetime.now(UTC)
+        self.health.role = "starting" if self.health.role == "starting" else "reconnecting"
+        outage = self.health.start_outage(service, logs.describe_error(error))
+        if outage is not None:
+            log.warning("outage_started", service=service, error=outage.error)
+            self.notifier.status(self.health.summary())
+        else:
+            log.debug("retry_failed", service=service, error=logs.describe_error(error))
+        self.health.progressed()
+
+    def _set_role(self, role: str) -> None:
+        self.health.role = role
+        self.metrics.leader.set(1 if role == "leader" else 0)
+        self.notifier.status(self.health.summary())
+
+    def _mark_ready(self) -> None:
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.notifier.ready(self.health.summary())
+            log.info("ready", role=self.health.role)
+
+    def _must_reconnect(self, config: Config) -> bool:
+        return self.config.postgres != config.postgres or self.config.redis != config.redis
+
+    def _probe_interval(self) -> float:
+        interval = self.config.daemon.probe_interval
+        if self.notifier.watchdog_interval is not None:
+            interval = min(interval, self.notifier.watchdog_interval / 3)
+        return interval
+
+    def _stalled_after(self) -> float:
+        daemon = self.config.daemon
+        return max(30.0, 3 * daemon.poll_interval, 3 * self._probe_interval())
+
+
+def _changed_sections(old: Config, new: Config) -> list[str]:
+    names = [field.name for field in dataclasses.fields(Config) if field.name != "source"]
+    return [name for name in names if getattr(old, name) != getattr(new, name)]
 
 
 async def _check_migrated(connection: asyncpg.Connection) -> None:

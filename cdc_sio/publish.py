@@ -8,7 +8,13 @@ import redis.asyncio as redis
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, client_name="cdc-sio:publisher", health_check_interval=30)
+    return redis.Redis.from_url(
+        url,
+        client_name="cdc-sio:publisher",
+        health_check_interval=30,
+        socket_connect_timeout=10,
+        socket_timeout=30,  # a Redis that stopped answering is an outage, not a hang
+    )
 
 
 async def publish(client: redis.Redis, messages: Sequence[tuple[bytes, bytes]]) -> list[int]:

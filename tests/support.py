@@ -71,7 +71,7 @@ def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: 
         "postgres": {"dsn": dsn},
         "redis": {"url": REDIS_URL},
         "socketio": {"key": key},
-        "daemon": {"poll_interval": 0.2, **daemon_settings},
+        "daemon": {"poll_interval": 0.2, "leader_lease": 0.05, **daemon_settings},
         "tables": list(tables),
     }
     return parse_config(document, "test.toml", {})
