@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import redis.asyncio as redis
+import sqlalchemy.exc
 from redis.exceptions import RedisError
 
 from cdc_sio import capture, httpd, logs, publish
@@ -39,7 +40,14 @@ from cdc_sio.templates import TemplateError
 
 log = logs.get("cdc_sio.daemon")
 
-RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
+RECOVERABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    sqlalchemy.exc.DBAPIError,  # from migrate.validate's reflection
+    RedisError,
+)
 QUERY_TIMEOUT = 30.0  # the watcher's backlog query and its own row
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -78,20 +86,20 @@ class Batch:
 
 
 class _Lost:
-    """Why the session must end: set by the LISTEN connection's close or by a failed health round trip."""
+    """Why the session must end: the LISTEN connection closed, or a health round trip failed."""
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
-        self.reason = ""
+        self.error: BaseException | None = None
 
-    def set(self, reason: str) -> None:
+    def set(self, error: BaseException) -> None:
         if not self.event.is_set():
-            self.reason = reason
+            self.error = error
             self.event.set()
 
     def check(self) -> None:
-        if self.event.is_set():
-            raise ConnectionError(self.reason)
+        if self.error is not None:
+            raise self.error
 
 
 class Daemon:
@@ -111,6 +119,7 @@ class Daemon:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.started_at = datetime.now(UTC)
         self.last_error_at: datetime | None = None
+        self.backoff = Backoff()
         self._ready_sent = False
         self._reload_lock = asyncio.Lock()
         logs.add_secrets(logs.url_secrets(config.postgres.dsn, config.redis.url))
@@ -133,14 +142,12 @@ class Daemon:
                 await asyncio.wait({work}, timeout=timeout)
             if not work.done():
                 log.warning("shutdown_timed_out", shutdown_timeout_s=timeout, batch="rolled back, published next run")
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *RECOVERABLE):
-                    await work
+                await _cancel(work)
                 return
             await work
         finally:
             for task in (stopping, reporter, work):
-                task.cancel()
+                await _cancel(task)
             if server is not None:
                 server.close()
             log.info("stopped", published=self.health.published)
@@ -169,21 +176,18 @@ class Daemon:
             return True
 
     async def _supervise(self, stop: asyncio.Event, once: bool) -> None:
-        backoff = Backoff()
         while not stop.is_set():
             client = publish.connect(self.config.redis.url)
             try:
-                if await self._session(self.config, client, stop, once=once, backoff=backoff):
+                if await self._session(self.config, client, stop, once=once):
                     return
             except RECOVERABLE as error:
                 self._outage(error)
-                await _wait_for(stop, backoff.next_delay())
+                await _wait_for(stop, self.backoff.next_delay())
             finally:
                 await client.aclose()
 
-    async def _session(
-        self, config: Config, client: redis.Redis, stop: asyncio.Event, *, once: bool, backoff: Backoff
-    ) -> bool:
+    async def _session(self, config: Config, client: redis.Redis, stop: asyncio.Event, *, once: bool) -> bool:
         """Connect and publish; True when done (stopped, or caught up with *once*), False to reconnect."""
         self.health.progressed()
         await validate(config)
@@ -193,20 +197,19 @@ class Daemon:
             try:
                 await _check_migrated(worker)
                 wake, lost = asyncio.Event(), _Lost()
-                listener.add_termination_listener(lambda _: lost.set("the LISTEN connection was closed"))
+                closed = ConnectionError("the LISTEN connection was closed")
+                listener.add_termination_listener(lambda _: lost.set(closed))
                 await capture.listen(listener, wake)
                 probe = capture.NotifyProbe(listener)
                 await probe.start()
                 await client.ping()
-                backoff.reset()
-                self._connected(config)
+                self.health.connected = True
+                log.info("connected", postgres=config.postgres.dsn, redis=config.redis.url, tables=len(config.tables))
                 watcher = asyncio.create_task(self._watch(listener, worker.get_server_pid(), client, probe, lost))
                 try:
                     return await self._lead(config, worker, client, stop, wake, lost, once=once)
                 finally:
-                    watcher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watcher
+                    await _cancel(watcher)
                     if stop.is_set():
                         with contextlib.suppress(*RECOVERABLE):
                             await capture.forget_daemons(worker, self.host, self.pid)
@@ -231,7 +234,7 @@ class Daemon:
             if self.health.role != "standby":
                 self._set_role("standby")
                 log.info("standby", reason="another daemon holds the leader lock")
-            self._mark_ready()
+            self._working()
             self.health.progressed()
             if await _wait_for(stop, config.daemon.poll_interval, lost.event):
                 return True
@@ -252,7 +255,7 @@ class Daemon:
             wake.clear()
             self._mark_ready()
             batch = await self.publish_batch(worker, client, commit_timestamps=commit_timestamps, lease=lease)
-            self.health.progressed()
+            self._working()
             if batch.changes == self.config.daemon.batch_size:
                 continue
             if once:
@@ -349,13 +352,15 @@ class Daemon:
                     backlog = await capture.backlog(listener)
                     await capture.record_daemon(listener, self._record(backend_pid))
             except RECOVERABLE as error:
-                lost.set(f"health round trip failed: {logs.describe_error(error) or 'timed out'}")
+                log.debug("round_trip_failed", error=logs.describe_error(error))
+                lost.set(error)
                 return
             self.health.backlog, self.health.oldest_age = backlog.waiting, backlog.oldest_age
             self.metrics.backlog.set(backlog.waiting)
             self.metrics.oldest_age.set(backlog.oldest_age or 0.0)
             self.metrics.queue_usage.set(backlog.queue_usage)
             self.health.probed()
+            log.debug("round_trip", backlog=backlog.waiting)
             if self.health.live(self._stalled_after()):
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
@@ -410,13 +415,16 @@ class Daemon:
             last_error_at=self.last_error_at,
         )
 
-    def _connected(self, config: Config) -> None:
+    def _working(self) -> None:
+        """The session did real work (a batch published, a standby turn): an outage, if any, is over."""
+        self._mark_ready()
+        self.health.progressed()
         outage = self.health.end_outage()
-        self.health.connected = True
         if outage is not None:
+            self.backoff.reset()
             log.info("outage_ended", service=outage.service, duration_s=round(time.monotonic() - outage.since, 1))
             self.metrics.reconnects.labels(outage.service).inc()
-        log.info("connected", postgres=config.postgres.dsn, redis=config.redis.url, tables=len(config.tables))
+            self.notifier.status(self.health.summary())
 
     def _outage(self, error: BaseException) -> None:
         service = "redis" if isinstance(error, RedisError) else "postgres"
@@ -481,6 +489,16 @@ async def _wait_for(stop: asyncio.Event, timeout: float, *events: asyncio.Event)
         for waiter in waiters:
             waiter.cancel()
     return stop.is_set()
+
+
+async def _cancel(task: asyncio.Task[object], timeout: float = 5.0) -> None:
+    """Cancel *task* and wait for it to end, cancelling again if a library swallowed the cancellation."""
+    deadline = time.monotonic() + timeout
+    while not task.done() and time.monotonic() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: an error after the cancellation is of no interest any more
 
 
 async def _close(connection: asyncpg.Connection) -> None:

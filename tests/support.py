@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -57,7 +58,14 @@ async def new_database(setup_sql: str = THINGS_DDL) -> AsyncIterator[str]:
         await admin.close()
 
 
-def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: Any) -> Config:
+def make_config(
+    dsn: str,
+    key: str,
+    *tables: dict[str, Any],
+    redis_url: str = REDIS_URL,
+    http: str | None = None,
+    **daemon_settings: Any,
+) -> Config:
     if not tables:
         tables = (
             {
@@ -69,11 +77,13 @@ def make_config(dsn: str, key: str, *tables: dict[str, Any], **daemon_settings: 
         )
     document = {
         "postgres": {"dsn": dsn},
-        "redis": {"url": REDIS_URL},
+        "redis": {"url": redis_url},
         "socketio": {"key": key},
         "daemon": {"poll_interval": 0.2, "leader_lease": 0.05, **daemon_settings},
         "tables": list(tables),
     }
+    if http is not None:
+        document["http"] = {"listen": http}
     return parse_config(document, "test.toml", {})
 
 
@@ -86,12 +96,13 @@ async def migrate_database(config: Config) -> list[migrate.Step]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(config: Config) -> AsyncIterator[asyncio.Task[None]]:
+async def running_daemon(config: Config | daemon.Daemon) -> AsyncIterator[daemon.Daemon]:
     """The daemon as a task of this event loop, stopped (and checked for errors) afterwards."""
+    service = config if isinstance(config, daemon.Daemon) else daemon.Daemon(config)
     stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(config, stop))
+    task = asyncio.create_task(service.run(stop))
     try:
-        yield task
+        yield service
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
@@ -100,9 +111,9 @@ async def running_daemon(config: Config) -> AsyncIterator[asyncio.Task[None]]:
 class Subscriber:
     """Everything published on ``<key>#*``, decoded, in arrival order."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, url: str = REDIS_URL) -> None:
         self.key = key
-        self.client = redis.Redis.from_url(REDIS_URL)
+        self.client = redis.Redis.from_url(url)
         self.pubsub = self.client.pubsub()
         self.received: asyncio.Queue[tuple[str, Emission]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
@@ -151,3 +162,32 @@ def row_of(emission: Emission) -> dict[str, Any]:
 def meta_of(emission: Emission) -> dict[str, Any]:
     meta: dict[str, Any] = emission.args[1]
     return meta
+
+
+class LogEvents(logging.Handler):
+    """The structured events logged under ``cdc_sio`` (at DEBUG and up), to count and to wait for."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            self.events.append((str(record.msg), fields))
+            self._changed.set()
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [fields for event, fields in self.events if event == name]
+
+    async def wait(self, name: str, count: int = 1, timeout: float = 20.0) -> dict[str, Any]:
+        """The fields of the *count*-th event called *name*, waiting for it if it has not happened yet."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.named(name)) < count:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"no {count}. {name!r} within {timeout} s; seen: {self.events}") from None
+        return self.named(name)[count - 1]
