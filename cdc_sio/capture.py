@@ -7,8 +7,6 @@ import asyncio
 import itertools
 import json
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,46 +73,10 @@ async def try_lead(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK) is True
 
 
-class LeaseExpired(ConnectionError):
-    """Too long since this daemon last proved that it holds the leader lock: it must not publish."""
-
-
-class Lease:
-    """The fencing rule of the leader lock.
-
-    The lock is a session lock of the worker connection, so a query answered on that connection
-    proves the lock was held when the query was sent. A leader publishes only within *duration*
-    of such a proof (taken before the claim, renewed when encoding took long); a new leader waits
-    *duration* after taking the lock before it publishes. So a leader that was paused, and whose
-    connection was closed meanwhile, finds its lease expired when it wakes up, and whatever it
-    still had in hand is never published after the new leader's first batch.
-    """
-
-    def __init__(self, duration: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.duration = duration
-        self.clock = clock
-        self.proved_at = float("-inf")
-
-    def proof_started(self) -> float:
-        return self.clock()
-
-    def proved(self, started_at: float) -> None:
-        self.proved_at = max(self.proved_at, started_at)
-
-    def holds(self) -> bool:
-        return self.clock() - self.proved_at <= self.duration
-
-    async def renew(self, connection: asyncpg.Connection) -> None:
-        started = self.clock()
-        await connection.fetchval("SELECT 1")
-        self.proved(started)
-
-    async def check(self, connection: asyncpg.Connection) -> None:
-        """Raise LeaseExpired unless the lease holds (renewing it first when it has run out)."""
-        if not self.holds():
-            await self.renew(connection)
-        if not self.holds():
-            raise LeaseExpired(f"no proof of holding the leader lock for {self.duration} s (the daemon was paused)")
+async def next_epoch(connection: asyncpg.Connection) -> tuple[str, int]:
+    """The fencing token for a daemon that just took the leader lock: (deployment, a new, higher epoch)."""
+    row = await connection.fetchrow("UPDATE cdc_sio.leader SET epoch = epoch + 1 RETURNING deployment::text, epoch")
+    return row["deployment"], row["epoch"]
 
 
 class NotifyProbe:

@@ -70,7 +70,6 @@ class DaemonConfig:
     batch_size: int
     poll_interval: float
     shutdown_timeout: float  # seconds to finish the batch in flight after SIGTERM
-    leader_lease: float  # seconds a leader may publish after its last proof of holding the lock
     probe_interval: float  # seconds between health round trips (NOTIFY probe + Redis PING)
     summary_interval: float  # seconds between "summary" log lines
 
@@ -135,7 +134,6 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
         batch_size=batch_size,
         poll_interval=poll_interval,
         shutdown_timeout=reader.number(daemon, "daemon.shutdown_timeout", default=10.0, minimum=0.0),
-        leader_lease=reader.number(daemon, "daemon.leader_lease", default=1.0, minimum=0.01),
         probe_interval=reader.number(daemon, "daemon.probe_interval", default=5.0, minimum=0.05),
         summary_interval=reader.number(daemon, "daemon.summary_interval", default=60.0, minimum=0.1),
     )

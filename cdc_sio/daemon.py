@@ -45,6 +45,7 @@ RECOVERABLE = (
     asyncio.TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection whose protocol state broke (it was killed mid-query)
     sqlalchemy.exc.DBAPIError,  # from migrate.validate's reflection
     RedisError,
 )
@@ -241,11 +242,8 @@ class Daemon:
             lost.check()
             if self._must_reconnect(config):
                 return False
-        lease = capture.Lease(config.daemon.leader_lease)
-        log.info("leader_elected", waiting_s=lease.duration, reason="a paused previous leader's lease runs out")
-        if await _wait_for(stop, lease.duration, lost.event):
-            return True
-        lost.check()
+        fence = publish.Fence.of(*await capture.next_epoch(worker))
+        log.info("leader_elected", epoch=fence.epoch)
         self._set_role("leader")
         commit_timestamps = await capture.commit_timestamps_enabled(worker)
         while not stop.is_set():
@@ -254,7 +252,7 @@ class Daemon:
                 return False
             wake.clear()
             self._mark_ready()
-            batch = await self.publish_batch(worker, client, commit_timestamps=commit_timestamps, lease=lease)
+            batch = await self.publish_batch(worker, client, commit_timestamps=commit_timestamps, fence=fence)
             self._working()
             if batch.changes == self.config.daemon.batch_size:
                 continue
@@ -264,7 +262,7 @@ class Daemon:
         return True
 
     async def publish_batch(
-        self, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool, lease: capture.Lease
+        self, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool, fence: publish.Fence
     ) -> Batch:
         """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
         config = self.config
@@ -272,10 +270,8 @@ class Daemon:
         batch = Batch()
         try:
             async with worker.transaction():
-                proof = lease.proof_started()
                 limit = config.daemon.batch_size
                 records = await capture.claim_batch(worker, limit, commit_timestamps=commit_timestamps)
-                lease.proved(proof)
                 batch.changes = len(records)
                 published = []
                 messages: list[tuple[bytes, bytes]] = []
@@ -293,8 +289,7 @@ class Daemon:
                     published.append(record)
                     messages.extend(encoded)
                     namespaces.extend(e.namespace for e in emissions)
-                await lease.check(worker)
-                receivers = await publish.publish(client, messages)
+                receivers = await publish.publish(client, messages, fence)
         except RECOVERABLE:
             self.metrics.failed.inc(batch.changes)
             raise

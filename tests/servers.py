@@ -107,3 +107,49 @@ async def redis_server(*options: str) -> AsyncIterator[RedisServer]:
         yield server
     finally:
         await server.stop()
+
+
+class HoldingProxy:
+    """A TCP proxy on a spare port in front of a server; once armed, it holds the first client write that
+    contains *marker* (and everything after it on that connection) until released: a network partition
+    that starts at a chosen command."""
+
+    def __init__(self, upstream_port: int, marker: bytes) -> None:
+        self.upstream_port = upstream_port
+        self.marker = marker
+        self.port = free_port()
+        self.armed = False
+        self.held = asyncio.Event()
+        self.released = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        for pump in (self._pump(client_reader, upstream_writer, hold=True), self._pump(upstream_reader, client_writer)):
+            task = asyncio.create_task(pump)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: bool = False) -> None:
+        try:
+            while data := await reader.read(65536):
+                if hold and self.armed and self.marker in data:
+                    self.armed = False
+                    self.held.set()
+                    await self.released.wait()
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.released.set()
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

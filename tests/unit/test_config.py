@@ -92,15 +92,10 @@ def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
 
 
 def test_daemon_operation_keys_and_http_address() -> None:
-    """Shutdown, lease, probe and summary intervals have defaults; http.listen takes host:port or [v6]:port."""
+    """Shutdown timeout, probe and summary intervals have defaults; http.listen takes host:port or [v6]:port."""
     config = parse_config(minimal(), "app.toml", {})
     daemon = config.daemon
-    assert (daemon.shutdown_timeout, daemon.leader_lease, daemon.probe_interval, daemon.summary_interval) == (
-        10.0,
-        1.0,
-        5.0,
-        60.0,
-    )
+    assert (daemon.shutdown_timeout, daemon.probe_interval, daemon.summary_interval) == (10.0, 5.0, 60.0)
     assert config.http.listen is None
     document = {**minimal(), "http": {"listen": "[::1]:9464"}, "daemon": {"shutdown_timeout": 3}}
     config = parse_config(document, "app.toml", {})
@@ -113,7 +108,7 @@ def test_daemon_operation_keys_and_http_address() -> None:
         ({"http": {"listen": "9464"}}, "app.toml: http.listen: '9464' is not 'host:port'"),
         ({"http": {"listen": "localhost:99999"}}, "app.toml: http.listen: 'localhost:99999' is not 'host:port'"),
         ({"http": {"port": 1}}, "app.toml: http.port: unknown key (allowed: listen)"),
-        ({"daemon": {"leader_lease": 0}}, "app.toml: daemon.leader_lease: must be at least 0.01"),
+        ({"daemon": {"probe_interval": 0}}, "app.toml: daemon.probe_interval: must be at least 0.05"),
     ],
 )
 def test_bad_operation_keys_are_named(section: dict[str, Any], message: str) -> None:

@@ -1,8 +1,7 @@
-"""The daemon's health state and the leader lease, on a clock the test moves."""
+"""The daemon's health state, on a clock the test moves."""
 
 from __future__ import annotations
 
-from cdc_sio.capture import Lease
 from cdc_sio.health import Health
 
 
@@ -77,19 +76,3 @@ def test_errors_in_the_health_report_are_masked() -> None:
         "service": "postgres",
         "error": "cannot connect to postgresql://app:***@db/app",
     }
-
-
-def test_the_lease_holds_for_its_duration_after_the_proof_was_sent() -> None:
-    """Publishing is allowed within the lease from the moment the proof query was sent, not answered."""
-    clock = Clock()
-    lease = Lease(1.0, clock)
-    assert not lease.holds()  # no proof yet: a new leader must prove first
-    sent = lease.proof_started()
-    clock.now += 0.4  # the answer arrives later
-    lease.proved(sent)
-    clock.now += 0.6
-    assert lease.holds()
-    clock.now += 0.01
-    assert not lease.holds()
-    lease.proved(sent - 5)  # an older proof never moves the lease back
-    assert not lease.holds()

@@ -15,3 +15,14 @@ CREATE TABLE cdc_sio.daemons (
     last_error_at timestamptz,
     PRIMARY KEY (host, pid)
 );
+
+-- The fencing token of the leader lock. A daemon that takes the lock increments epoch, and every
+-- PUBLISH it makes goes through a Redis script that refuses an epoch lower than the highest one
+-- Redis has seen (under the key cdc-sio:leader:<deployment>). So a paused old leader that wakes
+-- up after a new one published can publish nothing more. deployment keeps two databases that
+-- share a Redis apart.
+CREATE TABLE cdc_sio.leader (
+    deployment uuid NOT NULL DEFAULT gen_random_uuid(),
+    epoch bigint NOT NULL DEFAULT 0
+);
+INSERT INTO cdc_sio.leader DEFAULT VALUES;
