@@ -24,7 +24,7 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         assert [s.description for s in first] == [
             "create schema cdc_sio and its version table",
             "apply migration 0001_initial",
-            "apply migration 0002_daemon_state",
+            "apply migration 0003_daemon_state",
             "install capture on public.things",
         ]
         assert await connection.fetch(TRIGGERS) == [("things:cdc_sio_v1_insert",), ("things:cdc_sio_v1_update",)]
