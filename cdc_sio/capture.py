@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from cdc_sio.migrate import sql_file
+from cdc_sio.pg import sql_file
 from cdc_sio.routing import Change
+from cdc_sio.values import decode_row
 
 WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
@@ -22,14 +23,6 @@ _CLAIM_BATCH = sql_file("claim_batch.sql")
 _PARK_CHANGE = sql_file("park_change.sql")
 _BACKLOG = sql_file("backlog.sql")
 _RECORD_DAEMON = sql_file("record_daemon.sql")
-
-
-async def connect(dsn: str, role: str) -> asyncpg.Connection:
-    return await asyncpg.connect(
-        dsn,
-        server_settings={"application_name": f"cdc-sio:{role}"},
-        statement_cache_size=16,
-    )
 
 
 async def listen(connection: asyncpg.Connection, wake: asyncio.Event) -> None:
@@ -46,13 +39,16 @@ async def claim_batch(connection: asyncpg.Connection, limit: int, *, commit_time
     return await connection.fetch(_CLAIM_BATCH, limit, commit_timestamps)  # type: ignore[no-any-return]
 
 
-def to_change(record: Any) -> Change:
+def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
+    old, routes = record["old"], record["routes"]
     return Change(
         id=record["id"],
         table=record["table_name"],
         op=record["op"],
-        row=json.loads(record["data"]),
+        row=decode_row(record["data"], binary_columns),
         committed_at=record["committed_at"].isoformat(),
+        old=None if old is None else decode_row(old, binary_columns),
+        routes=None if routes is None else tuple(routes),
     )
 
 
@@ -65,6 +61,8 @@ async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None
         record["table_name"],
         record["op"],
         record["data"],
+        record["old"],
+        record["routes"],
         reason,
     )
 

@@ -6,16 +6,20 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from cdc_sio import __version__, capture, daemon, logs, migrate, status, tail
+from cdc_sio import __version__, alembic_revision, daemon, deadletters, logs, migrate, pg, status, tail
+from cdc_sio.catalog import capture_triggers
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
 from cdc_sio.systemd import Notifier
+from cdc_sio.targets import RedisAdapter
 
 EX_CONFIG = 78  # sysexits.h: systemd's RestartPreventExitStatus=78 stops a restart loop
 EX_UNAVAILABLE = 69
@@ -29,7 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, os.environ)
         command: Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]] = args.command
-        return asyncio.run(command(config, args))
+        try:
+            return asyncio.run(command(config, args))
+        except socket.gaierror as error:
+            key = "redis.url" if command is _tail else "postgres.dsn"
+            raise ConfigError(f"{config.source}: {key}: the host does not resolve ({error.strerror})") from None
     except ConfigError as error:
         _fail(f"configuration error: {error}")
         return EX_CONFIG
@@ -66,11 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     command("check", _check, "check the configuration against the live database")
     command("status", _status, "show migrations, triggers, and the changes waiting")
     command("tail", _tail, "print every Socket.IO broadcast in Redis, decoded")
+    revision = command("alembic-revision", _alembic_revision, "write cdc-sio's install as an Alembic revision")
+    revision.add_argument("--directory", required=True, type=Path, help="the Alembic versions directory")
+    revision.add_argument("--message", "-m", default="install cdc-sio capture", help="the revision's message")
+    revision.add_argument("--down-revision", help="the revision it follows (default: the directory's head)")
+    dead = command("dead-letters", _dead_letters, "list the changes that could not be published")
+    dead.add_argument("--retry", action="store_true", help="queue them again (after fixing the config)")
+    dead.add_argument("ids", nargs="*", type=int, metavar="CHANGE_ID", help="only these (default: all)")
     return parser
 
 
 async def _migrate(config: Config, args: argparse.Namespace) -> int:
-    connection = await capture.connect(config.postgres.dsn, "migrate")
+    connection = await pg.connect(config.postgres.dsn, "migrate")
     try:
         if args.uninstall:
             steps = await migrate.uninstall(connection, dry_run=args.sql)
@@ -91,13 +106,58 @@ async def _migrate(config: Config, args: argparse.Namespace) -> int:
 async def _check(config: Config, args: argparse.Namespace) -> int:
     await migrate.validate(config)
     print(f"cdc-sio: {config.source} fits the database ({len(config.tables)} tables)")
-    return 0
+    connection = await pg.connect(config.postgres.dsn, "check")
+    try:
+        installed = await connection.fetchval("SELECT to_regclass('cdc_sio.watched_tables') IS NOT NULL")
+        states = await status.capture_states(connection, config) if installed else {}
+    finally:
+        await connection.close()
+    drift = {table: state for table, state in states.items() if state not in (status.UP_TO_DATE, status.NOT_INSTALLED)}
+    for table, state in sorted(drift.items()):
+        print(f"cdc-sio: drift: {table}: {state}", file=sys.stderr)
+    return 1 if drift else 0
 
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
-    connection = await capture.connect(config.postgres.dsn, "status")
+    connection = await pg.connect(config.postgres.dsn, "status")
     try:
         print((await status.read_status(connection, config)).render())
+    finally:
+        await connection.close()
+    return 0
+
+
+async def _alembic_revision(config: Config, args: argparse.Namespace) -> int:
+    if not args.directory.is_dir():
+        raise ConfigError(f"--directory {args.directory}: not a directory")
+    try:
+        down_revision = args.down_revision or alembic_revision.head_revision(args.directory)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    configured = capture_triggers(config, await migrate.validate(config))
+    path = alembic_revision.write_revision(
+        args.directory,
+        migrate.install_steps(configured),
+        migrate.removal_steps(config),
+        message=args.message,
+        down_revision=down_revision,
+        source=config.source,
+        version=__version__,
+    )
+    print(f"cdc-sio: wrote {path}")
+    return 0
+
+
+async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
+    connection = await pg.connect(config.postgres.dsn, "dead-letters")
+    try:
+        if args.retry:
+            count = await deadletters.retry_dead_letters(connection, args.ids or None)
+            print(f"cdc-sio: {count} changes queued again")
+        else:
+            print("change_id\ttable\top\tfailed_at\treason")
+            for line in await deadletters.list_dead_letters(connection):
+                print(line)
     finally:
         await connection.close()
     return 0
@@ -123,7 +183,11 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _tail(config: Config, args: argparse.Namespace) -> int:
-    await tail.tail(config.redis.url, config.socketio.key, sys.stdout, _stop_on_signals())
+    classic = [(t.redis.url, t.target.key) for t in config.socketio.targets if isinstance(t.target, RedisAdapter)]
+    if not classic:
+        raise ConfigError(f"{config.source}: socketio: cdc-sio tail reads the channels of adapter 'redis' only")
+    url, key = classic[0]
+    await tail.tail(url, key, sys.stdout, _stop_on_signals())
     return 0
 
 

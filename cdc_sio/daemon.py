@@ -18,23 +18,23 @@ import os
 import random
 import socket
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-import redis.asyncio as redis
 import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from cdc_sio import capture, httpd, logs, publish
+from cdc_sio import capture, httpd, logs, pg, publish
+from cdc_sio.catalog import TableShapes, table_shapes
 from cdc_sio.config import Config
-from cdc_sio.encoding import classic_channel, classic_message
+from cdc_sio.emitter import Batch, Emitter, Encoded
 from cdc_sio.errors import ConfigError, EncodingError
 from cdc_sio.health import Health
 from cdc_sio.metrics import Metrics
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.routing import route
+from cdc_sio.routing import Change, Emission, route, too_large
 from cdc_sio.systemd import Notifier
 from cdc_sio.templates import TemplateError
 
@@ -75,7 +75,7 @@ async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> Non
 
 
 @dataclasses.dataclass
-class Batch:
+class Outcome:
     """What one claimed batch became."""
 
     changes: int = 0
@@ -113,6 +113,7 @@ class Daemon:
     ) -> None:
         """*load_config* reads the configuration again for :meth:`reload` (SIGHUP)."""
         self.config = config
+        self.shapes = TableShapes({}, {})  # of the tables in self.config, read at each (re)connection
         self.notifier = notifier or Notifier(None)
         self.load_config = load_config
         self.metrics = Metrics()
@@ -160,7 +161,7 @@ class Daemon:
         async with self._reload_lock:
             try:
                 new = self.load_config()
-                await validate(new)
+                shapes = table_shapes(new, await validate(new, check_filters=False))
             except ConfigError as error:
                 log.error("config_rejected", error=str(error), keeping=self.config.source)
                 return False
@@ -172,29 +173,29 @@ class Daemon:
             changed = _changed_sections(self.config, new)
             if "http" in changed:
                 log.warning("config_needs_restart", key="http.listen")
-            self.config = new
+            self.config, self.shapes = new, shapes
             log.info("config_reloaded", changed=",".join(changed) or "nothing", tables=len(new.tables))
             return True
 
     async def _supervise(self, stop: asyncio.Event, once: bool) -> None:
         while not stop.is_set():
-            client = publish.connect(self.config.redis.url)
+            emitter = Emitter.from_config(self.config.socketio)
             try:
-                if await self._session(self.config, client, stop, once=once):
+                if await self._session(self.config, emitter, stop, once=once):
                     return
             except RECOVERABLE as error:
                 self._outage(error)
                 await _wait_for(stop, self.backoff.next_delay())
             finally:
-                await client.aclose()
+                await emitter.aclose()
 
-    async def _session(self, config: Config, client: redis.Redis, stop: asyncio.Event, *, once: bool) -> bool:
+    async def _session(self, config: Config, emitter: Emitter, stop: asyncio.Event, *, once: bool) -> bool:
         """Connect and publish; True when done (stopped, or caught up with *once*), False to reconnect."""
         self.health.progressed()
-        await validate(config)
-        listener = await capture.connect(config.postgres.dsn, "listener")
+        self.shapes = table_shapes(config, await validate(config, check_filters=False))
+        listener = await pg.connect(config.postgres.dsn, "listener")
         try:
-            worker = await capture.connect(config.postgres.dsn, "worker")
+            worker = await pg.connect(config.postgres.dsn, "worker")
             try:
                 await _check_migrated(worker)
                 wake, lost = asyncio.Event(), _Lost()
@@ -203,12 +204,13 @@ class Daemon:
                 await capture.listen(listener, wake)
                 probe = capture.NotifyProbe(listener)
                 await probe.start()
-                await client.ping()
+                await emitter.ping()
                 self.health.connected = True
-                log.info("connected", postgres=config.postgres.dsn, redis=config.redis.url, tables=len(config.tables))
-                watcher = asyncio.create_task(self._watch(listener, worker.get_server_pid(), client, probe, lost))
+                redis_urls = " ".join(dict.fromkeys(t.redis.url for t in config.socketio.targets))
+                log.info("connected", postgres=config.postgres.dsn, redis=redis_urls, tables=len(config.tables))
+                watcher = asyncio.create_task(self._watch(listener, worker.get_server_pid(), emitter, probe, lost))
                 try:
-                    return await self._lead(config, worker, client, stop, wake, lost, once=once)
+                    return await self._lead(config, worker, emitter, stop, wake, lost, once=once)
                 finally:
                     await _cancel(watcher)
                     if stop.is_set():
@@ -224,7 +226,7 @@ class Daemon:
         self,
         config: Config,
         worker: asyncpg.Connection,
-        client: redis.Redis,
+        emitter: Emitter,
         stop: asyncio.Event,
         wake: asyncio.Event,
         lost: _Lost,
@@ -252,7 +254,7 @@ class Daemon:
                 return False
             wake.clear()
             self._mark_ready()
-            batch = await self.publish_batch(worker, client, commit_timestamps=commit_timestamps, fence=fence)
+            batch = await self.publish_batch(worker, emitter, commit_timestamps=commit_timestamps, fence=fence)
             self._working()
             if batch.changes == self.config.daemon.batch_size:
                 continue
@@ -262,41 +264,50 @@ class Daemon:
         return True
 
     async def publish_batch(
-        self, worker: asyncpg.Connection, client: redis.Redis, *, commit_timestamps: bool, fence: publish.Fence
-    ) -> Batch:
+        self, worker: asyncpg.Connection, emitter: Emitter, *, commit_timestamps: bool, fence: publish.Fence
+    ) -> Outcome:
         """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
-        config = self.config
+        config, shapes = self.config, self.shapes
         started = time.monotonic()
-        batch = Batch()
+        batch = Outcome()
         try:
             async with worker.transaction():
                 limit = config.daemon.batch_size
                 records = await capture.claim_batch(worker, limit, commit_timestamps=commit_timestamps)
                 batch.changes = len(records)
                 published = []
-                messages: list[tuple[bytes, bytes]] = []
-                namespaces: list[str] = []
+                messages = emitter.batch()
+                namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, as its commands go
                 for record in records:
                     try:
-                        change = capture.to_change(record)
-                        emissions = route(change, config)
-                        encoded = [(classic_channel(config.socketio.key, e), classic_message(e)) for e in emissions]
-                    except (TemplateError, EncodingError, ValueError) as error:
-                        log.error("change_parked", id=record["id"], table=record["table_name"], reason=str(error))
-                        await capture.park(worker, record, str(error))
+                        change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
+                        emissions = route(change, config, shapes.keys)
+                        encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
+                    except Exception as error:  # one bad row must never stop the stream: park it, with the reason
+                        reason = (
+                            str(error)
+                            if isinstance(error, TemplateError | EncodingError)
+                            else f"{type(error).__name__}: {error}"
+                        )
+                        log.error("change_parked", id=record["id"], table=record["table_name"], reason=reason)
+                        await capture.park(worker, record, reason)
                         batch.parked[record["table_name"]] += 1
                         continue
                     published.append(record)
                     messages.extend(encoded)
-                    namespaces.extend(e.namespace for e in emissions)
-                receivers = await publish.publish(client, messages, fence)
+                    for emission, operation in zip(emissions, encoded, strict=True):
+                        for index, _ in operation.commands:
+                            namespaces[index].append(emission.namespace)
+                batch.messages = len(messages)
+                replies = await messages.send(fence)
         except RECOVERABLE:
             self.metrics.failed.inc(batch.changes)
             raise
         now = datetime.now(UTC)
-        batch.messages = len(messages)
         batch.published.update(record["table_name"] for record in published)
-        batch.no_receivers.update(ns for ns, count in zip(namespaces, receivers, strict=True) if count == 0)
+        for index, client_replies in enumerate(replies):
+            pairs = zip(namespaces[index], client_replies, strict=True)
+            batch.no_receivers.update(namespace for namespace, reply in pairs if reply == 0)
         batch.lags = [(now - record["committed_at"]).total_seconds() for record in published]
         self._count(batch, records)
         if batch.changes:
@@ -310,7 +321,7 @@ class Daemon:
             )
         return batch
 
-    def _count(self, batch: Batch, records: list[asyncpg.Record]) -> None:
+    def _count(self, batch: Outcome, records: list[asyncpg.Record]) -> None:
         metrics = self.metrics
         for table, count in Counter(record["table_name"] for record in records).items():
             metrics.captured.labels(table).inc(count)
@@ -332,7 +343,7 @@ class Daemon:
         self,
         listener: asyncpg.Connection,
         backend_pid: int,
-        client: redis.Redis,
+        emitter: Emitter,
         probe: capture.NotifyProbe,
         lost: _Lost,
     ) -> None:
@@ -342,7 +353,7 @@ class Daemon:
             try:
                 async with asyncio.timeout(max(interval, 5.0)):
                     await probe.round_trip()
-                    await client.ping()
+                    await emitter.ping()
                 async with asyncio.timeout(QUERY_TIMEOUT):
                     backlog = await capture.backlog(listener)
                     await capture.record_daemon(listener, self._record(backend_pid))
@@ -445,7 +456,8 @@ class Daemon:
             log.info("ready", role=self.health.role)
 
     def _must_reconnect(self, config: Config) -> bool:
-        return self.config.postgres != config.postgres or self.config.redis != config.redis
+        """A new DSN or new Socket.IO targets (their Redis, key or adapter) take a new session."""
+        return self.config.postgres != config.postgres or self.config.socketio != config.socketio
 
     def _probe_interval(self) -> float:
         interval = self.config.daemon.probe_interval
@@ -456,6 +468,15 @@ class Daemon:
     def _stalled_after(self) -> float:
         daemon = self.config.daemon
         return max(30.0, 3 * daemon.poll_interval, 3 * self._probe_interval())
+
+
+def encode(config: Config, messages: Batch, emission: Emission, change: Change, shapes: TableShapes) -> Encoded:
+    """The emission's commands; an event over ``max_event_bytes`` for any target becomes a marker with the row's key."""
+    encoded = messages.encode(emission)
+    if encoded.size > config.daemon.max_event_bytes:
+        log.warning("event_too_large", id=change.id, table=change.table, bytes=encoded.size)
+        encoded = messages.encode(too_large(emission, change, shapes.keys.get(change.table, ()), encoded.size))
+    return encoded
 
 
 def _changed_sections(old: Config, new: Config) -> list[str]:

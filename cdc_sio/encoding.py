@@ -1,41 +1,84 @@
-"""Encode emissions in the wire format of the classic ``@socket.io/redis-adapter``.
+"""The checks every operation passes before anything is published, and the classic ``@socket.io/redis-adapter`` format.
 
-Byte-identical to ``@socket.io/redis-emitter`` 5.x: ``PUBLISH <key>#<nsp>#[<room>#]
-msgpack([uid, packet, opts])``. See docs: the trailing ``#`` is required, and several rooms
-travel as one message on the namespace channel so that no socket gets a duplicate.
+Classic broadcasts are byte-identical to ``@socket.io/redis-emitter`` 5.x: ``PUBLISH <key>#<nsp>#[<room>#]
+msgpack([uid, packet, opts])``. See docs: the trailing ``#`` is required, and several rooms travel as one
+message on the namespace channel so that no socket gets a duplicate. socketsJoin/socketsLeave/
+disconnectSockets/serverSideEmit are JSON requests on ``<key>-request#<nsp>#``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import msgpack
 
 from cdc_sio.config import RESERVED_EVENTS
 from cdc_sio.errors import EncodingError
+from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.routing import Emission
 
 EMITTER_UID = "emitter"
 EVENT_PACKET = 2
+# A server-side event runs ``namespace.emit(event, ...)`` on every Node server: these would fake a
+# connection, or throw (an "error" event with no listener) inside the adapter's message handler.
+SERVER_SIDE_RESERVED_EVENTS = RESERVED_EVENTS | {"connection", "new_namespace", "error"}
+
+# Redis command arguments, e.g. ("PUBLISH", channel, payload) or ("XADD", stream, "MAXLEN", ...).
+Command = tuple[str | bytes | int, ...]
+
+_REQUEST_TYPES = {SocketsJoin: 2, SocketsLeave: 3, DisconnectSockets: 4, ServerSideEmit: 6}
 
 
-def classic_channel(key: str, emission: Emission) -> bytes:
-    room = f"{emission.rooms[0]}#" if len(emission.rooms) == 1 else ""
-    return f"{key}#{emission.namespace}#{room}".encode()
+def check(operation: Operation) -> None:
+    """Refuse what no server can route, or what would make clients drop the connection."""
+    _check_namespace(operation.namespace)
+    if isinstance(operation, ServerSideEmit):
+        _check_event(operation.event, SERVER_SIDE_RESERVED_EVENTS)
+        return
+    _check_rooms(operation.rooms, "room")
+    _check_rooms(operation.except_rooms, "except-room")
+    match operation:
+        case Emission():
+            _check_event(operation.event, RESERVED_EVENTS)
+        case SocketsJoin():
+            _check_rooms(operation.join, "room to join")
+        case SocketsLeave():
+            _check_rooms(operation.leave, "room to leave")
 
 
-def classic_message(emission: Emission) -> bytes:
-    _check_event(emission.event)
-    packet = {"type": EVENT_PACKET, "data": [emission.event, *emission.args], "nsp": emission.namespace}
-    opts: dict[str, Any] = {
-        "rooms": list(emission.rooms),
-        "flags": flags(emission),
-        "except": list(emission.except_rooms),
-    }
+def _check_namespace(namespace: object) -> None:
+    if not _is_text(namespace) or not namespace.startswith("/"):
+        raise EncodingError(f"namespace {namespace!r} must be a string that starts with '/'")
+
+
+def _check_rooms(rooms: Sequence[object], what: str) -> None:
+    for room in rooms:
+        if not _is_text(room) or not room:
+            raise EncodingError(f"{what} {room!r} must be a non-empty string")
+
+
+def _check_event(event: object, reserved: frozenset[str]) -> None:
+    if not _is_text(event):
+        raise EncodingError(f"the event name {event!r} must be a string")
+    if not event:
+        raise EncodingError("the event name is empty")
+    if event in reserved:
+        raise EncodingError(f"event name {event!r} is reserved by Socket.IO")
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    """A string that UTF-8 can carry (a lone surrogate cannot be put in a channel name or on the wire)."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
     try:
-        return msgpack.packb([EMITTER_UID, packet, opts], use_bin_type=True)  # type: ignore[no-any-return]
-    except (TypeError, ValueError, OverflowError) as error:
-        raise EncodingError(f"event {emission.event!r}: cannot encode its arguments: {error}") from None
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def flags(emission: Emission) -> dict[str, bool]:
@@ -48,11 +91,62 @@ def flags(emission: Emission) -> dict[str, bool]:
     return result
 
 
-def _check_event(event: str) -> None:
-    if not event:
-        raise EncodingError("the event name is empty")
-    if event in RESERVED_EVENTS:
-        raise EncodingError(f"event name {event!r} is reserved by Socket.IO")
+def event_packet(emission: Emission) -> dict[str, Any]:
+    """The Socket.IO packet every Node adapter carries: type 2 even with binary arguments, and no ack id."""
+    return {"type": EVENT_PACKET, "data": [emission.event, *emission.args], "nsp": emission.namespace}
+
+
+def pack(value: Any, event: str) -> bytes:
+    """msgpack with ``bytes`` as bin, so binary arrives as binary."""
+    try:
+        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as error:
+        raise EncodingError(f"event {event!r}: cannot encode its arguments: {error}") from None
+
+
+def compact_json(value: Any) -> bytes:
+    """``JSON.stringify``'s output; TypeError for bytes, ValueError for NaN/Infinity (not JSON)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def json_or_msgpack(value: Any, event: str) -> bytes:
+    """JSON text when the value is plain JSON, else msgpack (binary, NaN): what the Node adapters send."""
+    try:
+        return compact_json(value)
+    except (TypeError, ValueError):
+        return pack(value, event)
+
+
+def classic_commands(key: str, operation: Operation) -> list[Command]:
+    if isinstance(operation, Emission):
+        return [("PUBLISH", classic_channel(key, operation), classic_message(operation))]
+    return [("PUBLISH", f"{key}-request#{operation.namespace}#".encode(), classic_request(operation))]
+
+
+def classic_channel(key: str, emission: Emission) -> bytes:
+    room = f"{emission.rooms[0]}#" if len(emission.rooms) == 1 else ""
+    return f"{key}#{emission.namespace}#{room}".encode()
+
+
+def classic_message(emission: Emission) -> bytes:
+    opts = {"rooms": list(emission.rooms), "flags": flags(emission), "except": list(emission.except_rooms)}
+    return pack([EMITTER_UID, event_packet(emission), opts], emission.event)
+
+
+def classic_request(operation: SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit) -> bytes:
+    """The adapter reads a request as JSON when its first byte is ``{``, else as msgpack (binary arguments)."""
+    request_type = _REQUEST_TYPES[type(operation)]
+    if isinstance(operation, ServerSideEmit):
+        request = {"uid": EMITTER_UID, "type": request_type, "data": [operation.event, *operation.args]}
+        return json_or_msgpack(request, operation.event)
+    opts = {"rooms": list(operation.rooms), "except": list(operation.except_rooms)}
+    match operation:
+        case SocketsJoin():
+            return compact_json({"type": request_type, "opts": opts, "rooms": list(operation.join)})
+        case SocketsLeave():
+            return compact_json({"type": request_type, "opts": opts, "rooms": list(operation.leave)})
+        case DisconnectSockets():
+            return compact_json({"type": request_type, "opts": opts, "close": operation.close})
 
 
 def decode_classic(payload: bytes) -> Emission:

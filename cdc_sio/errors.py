@@ -1,8 +1,9 @@
 """Every error cdc-sio raises on purpose.
 
 CdcSioError
-├── ConfigError        the configuration file is wrong, or does not fit the database (exit 78)
-└── EncodingError      an event cannot be put on the wire (bad event name, unencodable value)
+├── ConfigError              the configuration file is wrong, or does not fit the database (exit 78)
+└── EncodingError            an event cannot be put on the wire (bad event name, unencodable value)
+    └── UnsupportedOperation the target's servers have no way to do what was asked
 """
 
 
@@ -16,3 +17,7 @@ class ConfigError(CdcSioError):
 
 class EncodingError(CdcSioError):
     """An event cannot be encoded for Socket.IO."""
+
+
+class UnsupportedOperation(EncodingError):
+    """The target cannot carry this operation (e.g. serverSideEmit to python-socketio)."""

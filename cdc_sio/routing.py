@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_sio.config import Config, TableConfig
+from cdc_sio.config import Config, Route, TableConfig
+from cdc_sio.templates import Template, TemplateError
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,9 +18,11 @@ class Change:
 
     id: int
     table: str  # "schema.table", as configured
-    op: str  # "insert" | "update" | "delete"
+    op: str  # "insert" | "update" | "delete" | "truncate"
     row: dict[str, Any]  # the new row, or the old row for a delete; excluded columns absent
     committed_at: str  # ISO 8601
+    old: dict[str, Any] | None = None  # the old row of an update, when a route needs it
+    routes: tuple[str, ...] | None = None  # the routes whose filters matched; None: every route of op
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,27 +38,97 @@ class Emission:
     compress: bool | None = None  # None: the server's default (per-message deflate)
 
 
-def route(change: Change, config: Config) -> list[Emission]:
-    """The events for *change*; none when its table or operation is no longer configured."""
+def route(change: Change, config: Config, primary_keys: Mapping[str, tuple[str, ...]]) -> list[Emission]:
+    """The events for *change*; none when its table or operation is no longer configured.
+
+    *primary_keys* gives each table's key columns ("schema.table" -> columns), for the
+    ``changes`` and ``flag`` payloads.
+    """
     table = next((t for t in config.tables if str(t.table) == change.table), None)
-    if table is None or change.op not in table.events:
+    if table is None:
         return []
-    emission = _emission(change, table)
-    return [] if emission is None else [emission]
+    meta = {"id": change.id, "op": change.op, "table": change.table, "committed_at": change.committed_at}
+    if change.op == "truncate":
+        if table.truncate_event is None:
+            return []
+        return [Emission(table.truncate_namespace, table.truncate_rooms, table.truncate_event, ({}, meta))]
+    key = primary_keys.get(change.table, ())
+    emissions: list[Emission] = []
+    for route_ in table.routes_for(change.op):
+        if change.routes is None or route_.name in change.routes:
+            emissions += _route_emissions(change, table, route_, key, meta)
+    return emissions
 
 
-def _emission(change: Change, table: TableConfig) -> Emission | None:
-    rooms: dict[str, None] = {}
-    for template in table.rooms:
-        room = template.render(change.row)
-        if room is not None:
-            rooms[room] = None
-    if table.rooms and not rooms:
+def _route_emissions(
+    change: Change, table: TableConfig, route_: Route, key: tuple[str, ...], meta: dict[str, Any]
+) -> list[Emission]:
+    emissions = []
+    rooms = _rooms(route_.rooms, change.row)
+    if rooms is not None:
+        payload, old = _payload(route_.payload, change, key)
+        full_meta = {**meta, "old": old} if route_.include_old and old is not None else meta
+        emissions.append(
+            Emission(
+                route_.namespace,
+                rooms,
+                _event(route_.event, change.row, change),
+                (payload, full_meta),
+                except_rooms=_rooms(route_.except_rooms, change.row) or (),
+            )
+        )
+    if change.op == "update" and change.old is not None and route_.rooms:
+        left = tuple(room for room in _rooms(route_.rooms, change.old) or () if room not in (rooms or ()))
+        if left:
+            gone = Change(change.id, change.table, "delete", change.old, change.committed_at)
+            payload, _ = _payload(route_.payload, gone, key)
+            emissions.append(
+                Emission(
+                    route_.namespace,
+                    left,
+                    _event(route_.left_event, change.old, change),
+                    (payload, {**meta, "left": True}),
+                    except_rooms=_rooms(route_.except_rooms, change.old) or (),
+                )
+            )
+    return emissions
+
+
+def _rooms(templates: tuple[Template, ...], row: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The rooms for *row*: () for no templates (the whole namespace); None if every room is NULL."""
+    rooms = dict.fromkeys(room for t in templates if (room := t.render(row)) is not None)
+    if templates and not rooms:
         return None  # every room column is NULL: the row is in no room, not in all of them
-    meta = {
-        "id": change.id,
-        "op": change.op,
-        "table": change.table,
-        "committed_at": change.committed_at,
-    }
-    return Emission(table.namespace, tuple(rooms), table.events[change.op], (change.row, meta))
+    return tuple(rooms)
+
+
+def _event(template: Template, row: Mapping[str, Any], change: Change) -> str:
+    event = template.render({**row, "$table": change.table, "$op": change.op})
+    if event is None:
+        raise TemplateError(f"event template {template.text!r}: a column it names is NULL")
+    return event
+
+
+def _payload(strategy: str, change: Change, key: tuple[str, ...]) -> tuple[Any, Any]:
+    """The event's first argument, and the old values that ``include_old`` adds to the metadata."""
+    row, old = change.row, change.old
+    if strategy == "row":
+        return row, old
+    if strategy == "json-string":
+        return json.dumps(row, separators=(",", ":"), ensure_ascii=False), old
+    ids = {column: row.get(column) for column in key}
+    if strategy == "flag" or change.op == "delete":
+        return ids, old
+    if change.op == "insert" or old is None:
+        return row, None
+    changed = [c for c in row if c not in key and row[c] != old.get(c, _MISSING)]
+    return {**ids, **{c: row[c] for c in changed}}, {c: old.get(c) for c in changed}
+
+
+def too_large(emission: Emission, change: Change, key: tuple[str, ...], size: int) -> Emission:
+    """The marker sent instead of an event over the size limit: the row's key, and ``too_large`` in the metadata."""
+    ids = {column: change.row.get(column) for column in key}
+    return dataclasses.replace(emission, args=(ids, {**emission.args[1], "too_large": True, "bytes": size}))
+
+
+_MISSING = object()

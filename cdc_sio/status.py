@@ -8,9 +8,10 @@ from datetime import datetime
 import asyncpg
 
 from cdc_sio.capture import LEADER_LOCK, backlog
+from cdc_sio.catalog import capture_triggers, describe_tables
 from cdc_sio.config import Config, TableName
-from cdc_sio.migrate import sql_file
-from cdc_sio.triggers import table_triggers
+from cdc_sio.pg import sql_file
+from cdc_sio.triggers import drift
 
 _DAEMONS = sql_file("daemons.sql")
 
@@ -60,6 +61,34 @@ class Status:
         return "\n".join(lines)
 
 
+UP_TO_DATE = "up to date"
+NOT_INSTALLED = "not installed (run cdc-sio migrate)"
+
+
+async def capture_states(connection: asyncpg.Connection, config: Config) -> dict[str, str]:
+    """For each configured or installed table: is its capture what the config asks for?"""
+    installed = {
+        TableName(r["schema_name"], r["table_name"]): r
+        for r in await connection.fetch(sql_file("installed_capture.sql"))
+    }
+    infos = await describe_tables(config.postgres.dsn, [t.table for t in config.tables])
+    configured = capture_triggers(config, infos)
+    states = {}
+    for table_config in config.tables:
+        record = installed.pop(table_config.table, None)
+        name = str(table_config.table)
+        if infos.get(table_config.table) is None:
+            states[name] = "table does not exist"
+        elif record is None:
+            states[name] = NOT_INSTALLED
+        else:
+            problem = drift(configured[table_config.table], record)
+            states[name] = UP_TO_DATE if problem is None else f"{problem} (run cdc-sio migrate)"
+    for table in installed:
+        states[str(table)] = "installed but not configured (run cdc-sio migrate to remove)"
+    return states
+
+
 async def read_status(connection: asyncpg.Connection, config: Config) -> Status:
     if not await connection.fetchval("SELECT to_regclass('cdc_sio.schema_migrations') IS NOT NULL"):
         return Status([], {str(t.table): "not installed" for t in config.tables}, 0, None, 0)
@@ -67,21 +96,7 @@ async def read_status(connection: asyncpg.Connection, config: Config) -> Status:
         f"{r['version']:04d}_{r['name']}"
         for r in await connection.fetch("SELECT version, name FROM cdc_sio.schema_migrations ORDER BY version")
     ]
-    installed = {
-        TableName(r["schema_name"], r["table_name"]): r["fingerprint"]
-        for r in await connection.fetch("SELECT schema_name, table_name, fingerprint FROM cdc_sio.watched_tables")
-    }
-    tables = {}
-    for table_config in config.tables:
-        fingerprint = installed.pop(table_config.table, None)
-        if fingerprint is None:
-            tables[str(table_config.table)] = "not installed (run cdc-sio migrate)"
-        elif fingerprint != table_triggers(table_config).fingerprint:
-            tables[str(table_config.table)] = "differs from config (run cdc-sio migrate)"
-        else:
-            tables[str(table_config.table)] = "up to date"
-    for table in installed:
-        tables[str(table)] = "installed but not configured (run cdc-sio migrate to remove)"
+    tables = await capture_states(connection, config)
     waiting = await backlog(connection)
     dead = await connection.fetchval("SELECT count(*) FROM cdc_sio.dead_letters")
     daemons = []

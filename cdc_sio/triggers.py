@@ -2,21 +2,31 @@
 
 Each watched table gets one trigger function and one statement-level trigger per captured
 operation. Statement-level triggers with transition tables write all rows of a statement
-with one ``INSERT ... SELECT``, so bulk statements stay cheap. Excluded columns are removed
-before the row is written to the change log, so they never leave the application's table.
+with one ``INSERT ... SELECT``, so bulk statements stay cheap. The routes' filters run in that
+SELECT, so a row no route wants is never written, and excluded columns are removed before the
+row is written, so they never leave the application's table. Each change row records the names
+of the routes it matched.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import asyncpg
 
-from cdc_sio.config import OPERATIONS, TableConfig, TableName
+from cdc_sio.config import OPERATIONS, Route, TableConfig, TableName
 
-_PREPARER = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
-_TRANSITION = {"insert": "NEW TABLE AS new_rows", "update": "NEW TABLE AS new_rows", "delete": "OLD TABLE AS old_rows"}
+# The asyncpg dialect's preparer: the default (psycopg2) one doubles "%" for its paramstyle.
+_PREPARER = asyncpg.dialect().identifier_preparer  # type: ignore[no-untyped-call]
+_TRANSITION = {
+    "insert": "NEW TABLE AS new_rows",
+    "update": "NEW TABLE AS new_rows OLD TABLE AS old_rows",
+    "delete": "OLD TABLE AS old_rows",
+}
+_ROW_ALIAS = {"insert": "new", "update": "new", "delete": "old"}
 
 
 def quote_ident(name: str) -> str:
@@ -47,12 +57,26 @@ def trigger_name(op: str) -> str:
     return f"cdc_sio_v1_{op}"
 
 
+def filter_sql(route: Route, op: str) -> str:
+    """The route's filter as a boolean expression; unqualified columns mean the row (the old one for DELETE)."""
+    assert route.when is not None
+    return f"EXISTS (SELECT FROM (SELECT {_ROW_ALIAS[op]}.*) AS cdc_sio_row WHERE ({route.when}))"
+
+
+def filter_check_sql(table: TableName, route: Route, op: str) -> str:
+    """A query that PostgreSQL can plan only if the route's filter is valid for *op*."""
+    sources = {"insert": "new", "update": "new, {t} AS old", "delete": "old"}[op].format(t=quote_table(table))
+    return f"EXPLAIN SELECT {filter_sql(route, op)} FROM {quote_table(table)} AS {sources}"
+
+
 @dataclass(frozen=True, slots=True)
 class TableTriggers:
     """The DDL that installs capture on one table, and its fingerprint."""
 
     table: TableName
     function_name: str
+    function_body: str  # what pg_proc.prosrc holds once installed
+    trigger_names: tuple[str, ...]
     install_sql: str
 
     @property
@@ -60,29 +84,49 @@ class TableTriggers:
         return hashlib.sha256(self.install_sql.encode()).hexdigest()
 
 
-def table_triggers(config: TableConfig) -> TableTriggers:
+def drift(expected: TableTriggers, installed: Mapping[str, Any]) -> str | None:
+    """How the installed capture (a row of installed_capture.sql) differs from *expected*, or None."""
+    if installed["fingerprint"] != expected.fingerprint:
+        return "differs from config"
+    if installed["function_body"] != expected.function_body:
+        return f"changed outside cdc-sio: function cdc_sio.{expected.function_name} differs"
+    if sorted(installed["enabled_triggers"]) != sorted(expected.trigger_names):
+        return "changed outside cdc-sio: enabled triggers are " + (", ".join(installed["enabled_triggers"]) or "none")
+    return None
+
+
+def table_triggers(
+    config: TableConfig, primary_key: Sequence[str], *, raw_json_columns: Sequence[str] | None = None
+) -> TableTriggers:
+    """The function and triggers for *config*.
+
+    *primary_key* pairs the old and new rows of an UPDATE. *raw_json_columns* is given for a table
+    whose row holds the json type, whose content jsonb may refuse (``\\u0000``, a lone surrogate):
+    such rows are written as JSON text inside a jsonb string, built from these columns, so that no
+    value can make the application's write fail.
+    """
     table = config.table
     function = f"cdc_sio.{quote_ident(function_name(table))}"
-    row = "to_jsonb(r)"
-    if config.exclude_columns:
-        excluded = ", ".join(quote_literal(column) for column in config.exclude_columns)
-        row = f"to_jsonb(r) - ARRAY[{excluded}]::text[]"
-    name = quote_literal(str(table))
-    body = f"""
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        INSERT INTO cdc_sio.changes (table_name, op, data)
-        SELECT {name}, 'delete', {row} FROM old_rows r;
-    ELSE
-        INSERT INTO cdc_sio.changes (table_name, op, data)
-        SELECT {name}, lower(TG_OP), {row} FROM new_rows r;
-    END IF;
-    IF FOUND THEN
-        PERFORM cdc_sio.wake_v1();
-    END IF;
-    RETURN NULL;
-END
-"""
+    raw = None if raw_json_columns is None else tuple(c for c in raw_json_columns if c not in config.exclude_columns)
+    shape = _Shape(config, tuple(primary_key), raw)
+    branches = [(op, shape.capture_sql(op)) for op in config.operations]
+    if config.truncate_event is not None:
+        branches.append(
+            (
+                "truncate",
+                [f"INSERT INTO cdc_sio.changes (table_name, op, data) VALUES ({_name(config)}, 'truncate', '{{}}')"],
+            )
+        )
+    ifs = "".join(
+        f"    {'IF' if i == 0 else 'ELSIF'} TG_OP = '{op.upper()}' THEN\n        " + "\n        ".join(lines) + ";\n"
+        for i, (op, lines) in enumerate(branches)
+    )
+    body = (
+        "\n#variable_conflict use_column\nBEGIN\n"
+        f"{ifs}    END IF;\n"
+        "    IF FOUND THEN\n        PERFORM cdc_sio.wake_v1();\n    END IF;\n"
+        "    RETURN NULL;\nEND\n"
+    )
     tag = _dollar_tag(body)
     statements = [
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\n"
@@ -92,18 +136,108 @@ END
         f"    AS {tag}{body}{tag}",
         *drop_trigger_statements(table),
     ]
-    for op in OPERATIONS:
-        if op in config.events:
-            statements.append(
-                f"CREATE TRIGGER {trigger_name(op)} AFTER {op.upper()} ON {quote_table(table)}\n"
-                f"    REFERENCING {_TRANSITION[op]}\n"
-                f"    FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+    for op in config.operations:
+        statements.append(
+            f"CREATE TRIGGER {trigger_name(op)} AFTER {op.upper()} ON {quote_table(table)}\n"
+            f"    REFERENCING {_TRANSITION[op]}\n"
+            f"    FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+    if config.truncate_event is not None:
+        statements.append(
+            f"CREATE TRIGGER {trigger_name('truncate')} AFTER TRUNCATE ON {quote_table(table)}\n"
+            f"    FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+    names = tuple(trigger_name(op) for op in config.operations)
+    if config.truncate_event is not None:
+        names += (trigger_name("truncate"),)
+    return TableTriggers(table, function_name(table), body, names, ";\n".join(statements) + ";\n")
+
+
+def _name(config: TableConfig) -> str:
+    return quote_literal(str(config.table))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    config: TableConfig
+    primary_key: tuple[str, ...]
+    raw_json_columns: tuple[str, ...] | None  # PostgreSQL parses json when it reads it: never do
+
+    def row(self, alias: str) -> str:
+        """The row as the change log stores it, without the excluded columns."""
+        if self.raw_json_columns is not None:
+            if not self.config.exclude_columns:
+                return f"to_jsonb(row_to_json({alias}.*)::text)"
+            columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
+            return f"to_jsonb((SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
+        excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
+        return f"to_jsonb({alias}.*) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({alias}.*)"
+
+    def changed(self, column: str) -> str:
+        if self.raw_json_columns is not None:
+            return f"new.{quote_ident(column)}::text IS DISTINCT FROM old.{quote_ident(column)}::text"
+        key = quote_literal(column)
+        return f"j.new_data -> {key} IS DISTINCT FROM j.old_data -> {key}"
+
+    def capture_sql(self, op: str) -> list[str]:
+        """The statement's lines (joined by the caller, which never re-indents text that holds names)."""
+        config = self.config
+        routes = config.routes_for(op)
+        matches = [self.match(route, op) for route in routes]
+        if all(condition is None for condition in matches):
+            routes_sql = "ARRAY[" + ", ".join(quote_literal(r.name) for r in routes) + "]"
+            where = []
+        else:
+            cases = ", ".join(
+                quote_literal(r.name) if c is None else f"CASE WHEN {c} THEN {quote_literal(r.name)} END"
+                for r, c in zip(routes, matches, strict=True)
             )
-    return TableTriggers(table, function_name(table), ";\n".join(statements) + ";\n")
+            routes_sql = f"array_remove(ARRAY[{cases}], NULL)"
+            where = ["cardinality(m.routes) > 0"]
+        head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)"
+        if op == "update":
+            pairs = " AND ".join(f"new.{quote_ident(c)} = old.{quote_ident(c)}" for c in self.primary_key)
+            return [
+                head,
+                f"SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes",
+                "FROM new_rows AS new",
+                f"LEFT JOIN old_rows AS old ON {pairs}",
+                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data) AS j",
+                f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m",
+                "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where]),
+            ]
+        alias = _ROW_ALIAS[op]
+        return [
+            head,
+            f"SELECT {_name(config)}, '{op}', {self.row(alias)}, NULL, m.routes",
+            f"FROM {alias}_rows AS {alias}",
+            f"CROSS JOIN LATERAL (SELECT {routes_sql} AS routes) AS m",
+            *(f"WHERE {w}" for w in where),
+        ]
+
+    def match(self, route: Route, op: str) -> str | None:
+        conditions = []
+        if route.when is not None:
+            conditions.append(filter_sql(route, op))
+        if op == "update" and route.only_when_changed:
+            conditions.append("(" + " OR ".join(self.changed(c) for c in route.only_when_changed) + ")")
+        return " AND ".join(conditions) or None
+
+    def old_sql(self) -> str:
+        """The old row of an UPDATE, kept only when a route needs it: for its payload, or to tell rooms the row left."""
+        routes = self.config.routes_for("update")
+        if any(r.payload == "changes" or r.include_old for r in routes):
+            return "j.old_data"
+        room_columns = sorted(
+            {c for r in routes for t in (*r.rooms, *r.except_rooms) for c in t.columns if not c.startswith("$")}
+        )
+        if not room_columns:
+            return "NULL"
+        return "CASE WHEN " + " OR ".join(self.changed(c) for c in room_columns) + " THEN j.old_data END"
 
 
 def drop_trigger_statements(table: TableName) -> list[str]:
-    return [f"DROP TRIGGER IF EXISTS {trigger_name(op)} ON {quote_table(table)}" for op in OPERATIONS]
+    return [f"DROP TRIGGER IF EXISTS {trigger_name(op)} ON {quote_table(table)}" for op in (*OPERATIONS, "truncate")]
 
 
 def uninstall_sql(table: TableName, function: str, *, table_exists: bool) -> str:

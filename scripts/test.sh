@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
-npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
+for package in tests/interop/node demo/socketio tests/acceptance/browser; do
+    npm ci --prefix "$package" --no-audit --no-fund --loglevel=error
+done
 
-.venv/bin/ruff check cdc_sio tests
-.venv/bin/ruff format --check cdc_sio tests
+.venv/bin/ruff check cdc_sio tests demo
+.venv/bin/ruff format --check cdc_sio tests demo
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"

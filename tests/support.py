@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
-from cdc_sio import capture, daemon, migrate
+from cdc_sio import daemon, migrate, pg
 from cdc_sio.config import Config, parse_config
-from cdc_sio.encoding import decode_classic
+from cdc_sio.encoding import classic_channel, classic_message, decode_classic
 from cdc_sio.routing import Emission
 
 ADMIN_DSN = os.environ.get("CDC_SIO_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -36,6 +36,14 @@ CREATE TABLE things (
     v integer NOT NULL DEFAULT 0
 )
 """
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def database_dsn(name: str) -> str:
@@ -66,10 +74,12 @@ def make_config(
     dsn: str,
     key: str,
     *tables: dict[str, Any],
+    socketio: dict[str, Any] | None = None,
     redis_url: str = REDIS_URL,
     http: str | None = None,
     **daemon_settings: Any,
 ) -> Config:
+    """A config on the test's database; *socketio* replaces the default classic target on *key*."""
     if not tables:
         tables = (
             {
@@ -82,7 +92,7 @@ def make_config(
     document = {
         "postgres": {"dsn": dsn},
         "redis": {"url": redis_url},
-        "socketio": {"key": key},
+        "socketio": socketio or {"key": key},
         "daemon": {"poll_interval": 0.2, **daemon_settings},
         "tables": list(tables),
     }
@@ -92,7 +102,7 @@ def make_config(
 
 
 async def migrate_database(config: Config) -> list[migrate.Step]:
-    connection = await capture.connect(config.postgres.dsn, "test-migrate")
+    connection = await pg.connect(config.postgres.dsn, "test-migrate")
     try:
         return await migrate.migrate(connection, config)
     finally:
@@ -156,6 +166,12 @@ class Subscriber:
                 await self._reader
         await self.pubsub.aclose()
         await self.client.aclose()
+
+
+async def publish_sentinel(client: redis.Redis, key: str, namespace: str) -> None:
+    """An event to everybody, published after the one under test: whoever sees it saw everything before it."""
+    emission = Emission(namespace, (), "sentinel", ())
+    assert await client.publish(classic_channel(key, emission), classic_message(emission)) == 1
 
 
 def row_of(emission: Emission) -> dict[str, Any]:

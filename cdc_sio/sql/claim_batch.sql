@@ -4,13 +4,15 @@
 WITH batch AS (
     DELETE FROM cdc_sio.changes
     WHERE id IN (SELECT id FROM cdc_sio.changes ORDER BY id LIMIT $1)
-    RETURNING id, xid, captured_at, table_name, op, data
+    RETURNING id, xid, captured_at, table_name, op, data, old, routes
 )
 SELECT
     id,
     table_name,
     op,
     data::text AS data,
+    old::text AS old,
+    routes,
     captured_at,
     CASE WHEN $2::boolean
         THEN coalesce(pg_xact_commit_timestamp((xid::text::bigint & 4294967295)::text::xid), captured_at)

@@ -6,21 +6,13 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 from pathlib import Path
 
 import asyncpg
 
-from tests.support import ADMIN_DSN
+from tests.support import ADMIN_DSN, free_port
 
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def test_quickstart_shows_events_flowing_to_the_client() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from cdc_sio import migrate
+from cdc_sio import migrate, status
 from cdc_sio.errors import ConfigError
 from tests.support import make_config, migrate_database
 
@@ -24,6 +24,7 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         assert [s.description for s in first] == [
             "create schema cdc_sio and its version table",
             "apply migration 0001_initial",
+            "apply migration 0002_routes",
             "apply migration 0003_daemon_state",
             "install capture on public.things",
         ]
@@ -33,7 +34,10 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         others = {"table": "others", "exclude_columns": ["secret"], "events": {"delete": "d"}}
         changed = {**THINGS, "events": {"update": "u"}}
         steps = await migrate_database(make_config(dsn, key, changed, others))
-        assert [s.description for s in steps] == ["update capture on public.things", "install capture on public.others"]
+        assert [s.description for s in steps] == [
+            "update capture on public.things (differs from config)",
+            "install capture on public.others",
+        ]
         assert [r[0] for r in await connection.fetch(TRIGGERS)] == [
             "others:cdc_sio_v1_delete",
             "things:cdc_sio_v1_update",
@@ -51,11 +55,38 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         await connection.close()
 
 
+async def test_capture_changed_outside_cdc_sio_is_reported_by_check_and_repaired_by_migrate(dsn: str, key: str) -> None:
+    config = make_config(dsn, key, THINGS)
+    await migrate_database(config)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("ALTER TABLE things DISABLE TRIGGER cdc_sio_v1_update")
+        states = await status.capture_states(connection, config)
+        assert states == {
+            "public.things": "changed outside cdc-sio: enabled triggers are cdc_sio_v1_insert (run cdc-sio migrate)"
+        }
+        [step] = await migrate_database(config)
+        assert (
+            step.description
+            == "update capture on public.things (changed outside cdc-sio: enabled triggers are cdc_sio_v1_insert)"
+        )
+        function = await connection.fetchval("SELECT function_name FROM cdc_sio.watched_tables")
+        await connection.execute(
+            f'CREATE OR REPLACE FUNCTION cdc_sio."{function}"() RETURNS trigger '
+            "LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
+        )
+        assert "function cdc_sio.capture_" in (await status.capture_states(connection, config))["public.things"]
+        assert len(await migrate_database(config)) == 1
+        assert await status.capture_states(connection, config) == {"public.things": status.UP_TO_DATE}
+    finally:
+        await connection.close()
+
+
 async def test_dry_run_changes_nothing(dsn: str, key: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         steps = await migrate.migrate(connection, make_config(dsn, key, THINGS), dry_run=True)
-        assert len(steps) == 4
+        assert len(steps) == 5
         assert "CREATE TRIGGER cdc_sio_v1_insert" in migrate.render_steps(steps)
         assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
     finally:
@@ -80,7 +111,7 @@ async def test_printed_sql_installs_the_same_as_migrate(dsn: str, key: str) -> N
         ({**THINGS, "table": "nope"}, "test.toml: tables[0].table: table public.nope does not exist"),
         (
             {**THINGS, "rooms": ["org:{organisation}"]},
-            "test.toml: tables[0].rooms: template 'org:{organisation}' names column 'organisation', "
+            "test.toml: tables[0]: route 'insert': template 'org:{organisation}' names column 'organisation', "
             "which table public.things does not have",
         ),
         (

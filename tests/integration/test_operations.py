@@ -14,8 +14,8 @@ from cdc_sio.config import Config
 from cdc_sio.daemon import Daemon
 from cdc_sio.errors import ConfigError
 from cdc_sio.status import read_status
-from tests.servers import RedisServer, free_port
-from tests.support import LogEvents, Subscriber, make_config, migrate_database, row_of, running_daemon
+from tests.servers import RedisServer
+from tests.support import LogEvents, Subscriber, free_port, make_config, migrate_database, row_of, running_daemon
 
 
 @pytest.fixture
@@ -85,10 +85,11 @@ async def test_metrics_and_healthz_describe_the_running_daemon(
 
 
 async def test_status_shows_leader_standby_and_the_last_error(
-    config: Config, db: asyncpg.Connection, log_events: LogEvents
+    dsn: str, key: str, db: asyncpg.Connection, log_events: LogEvents
 ) -> None:
     """cdc-sio status names the leader and the standby, and the last error a daemon recovered from."""
-    fast = make_config(config.postgres.dsn, config.socketio.key, probe_interval=0.1)
+    fast = make_config(dsn, key, probe_interval=0.1)
+    await migrate_database(fast)
     first, second = Daemon(fast), Daemon(fast)
     second.pid += 1  # two daemons of one process: tell their rows apart
     async with running_daemon(first), running_daemon(second):
@@ -169,7 +170,7 @@ async def test_stop_finishes_the_batch_in_flight_or_rolls_it_back_after_the_time
             await log_events.wait("ready", len(log_events.named("ready")) + 1)
             await admin.execute_command("CLIENT", "PAUSE", str(pause_ms), "WRITE")
             await db.execute("INSERT INTO things (id) VALUES ($1)", pause_ms)
-            await _worker_in_transaction(db)  # the batch is claimed, its PUBLISH waits in Redis
+            await _claimed(db)  # the change is in a batch whose PUBLISH waits in Redis
             stop.set()
             await asyncio.wait_for(task, timeout + 5)
             waiting = await db.fetchval("SELECT count(*) FROM cdc_sio.changes")
@@ -185,17 +186,10 @@ async def test_stop_finishes_the_batch_in_flight_or_rolls_it_back_after_the_time
         await admin.aclose()
 
 
-async def _worker_in_transaction(db: asyncpg.Connection) -> None:
+async def _claimed(db: asyncpg.Connection) -> None:
+    """Until the waiting change is deleted by a transaction that has not ended (the daemon's claim)."""
     async with asyncio.timeout(10):
-        while not await db.fetchval(  # noqa: ASYNC110 (nothing to wait on: pg_stat_activity is only read)
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = 'cdc-sio:worker' AND state = 'idle in transaction'"
+        while not await db.fetchval(  # noqa: ASYNC110 (nothing to wait on: the row's xmax is only read)
+            "SELECT bool_and(xmax <> '0'::xid) FROM cdc_sio.changes"
         ):
             await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def config(dsn: str, key: str) -> Config:
-    config = make_config(dsn, key)
-    await migrate_database(config)
-    return config

@@ -12,8 +12,8 @@ import redis.asyncio as redis
 
 from cdc_sio.daemon import Backoff, Daemon
 from cdc_sio.systemd import Notifier
-from tests.servers import PostgresCluster, RedisServer, free_port
-from tests.support import LogEvents, Subscriber, make_config, migrate_database, row_of, running_daemon
+from tests.servers import PostgresCluster, RedisServer
+from tests.support import LogEvents, Subscriber, free_port, make_config, migrate_database, row_of, running_daemon
 
 FAST_RETRIES = Backoff(first=0.05, cap=0.5)
 

@@ -8,26 +8,18 @@ import asyncpg
 import pytest
 import redis.asyncio
 
-from cdc_sio.encoding import classic_channel, classic_message
-from cdc_sio.routing import Emission
-from tests.interop.harness import ClientFactory, NodeServer, ReceivedEvent
-from tests.support import make_config, migrate_database, running_daemon
+from tests.interop.harness import ClientFactory, ReceivedEvent, SocketServer
+from tests.support import make_config, migrate_database, publish_sentinel, running_daemon
 
 pytestmark = pytest.mark.interop
 
 SENTINEL = ReceivedEvent("sentinel", [])
 
 
-async def publish_sentinel(redis_client: redis.asyncio.Redis, key: str, namespace: str) -> None:
-    """An event to everybody, published after the one under test: whoever sees it saw everything before it."""
-    emission = Emission(namespace, (), "sentinel", ())
-    assert await redis_client.publish(classic_channel(key, emission), classic_message(emission)) == 1
-
-
 async def test_psql_update_reaches_the_client_in_the_row_room_only(
     dsn: str,
     key: str,
-    socketio_server: NodeServer,
+    socketio_server: SocketServer,
     socketio_client: ClientFactory,
     redis_client: redis.asyncio.Redis,
 ) -> None:

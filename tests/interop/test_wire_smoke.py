@@ -6,7 +6,7 @@ import msgpack
 import pytest
 import redis.asyncio
 
-from tests.interop.harness import ClientFactory, NodeServer, ReceivedEvent
+from tests.interop.harness import ClientFactory, ReceivedEvent, SocketServer
 
 pytestmark = pytest.mark.interop
 
@@ -30,7 +30,7 @@ async def publish_sentinel(redis_client: redis.asyncio.Redis, key: str, nsp: str
 
 
 async def test_worked_example_reaches_only_the_room(
-    socketio_server: NodeServer,
+    socketio_server: SocketServer,
     socketio_client: ClientFactory,
     redis_client: redis.asyncio.Redis,
     key: str,
@@ -51,7 +51,7 @@ async def test_worked_example_reaches_only_the_room(
 
 
 async def test_binary_argument_arrives_as_binary(
-    socketio_server: NodeServer,
+    socketio_server: SocketServer,
     socketio_client: ClientFactory,
     redis_client: redis.asyncio.Redis,
     key: str,

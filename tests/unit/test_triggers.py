@@ -8,7 +8,7 @@ import pytest
 
 from cdc_sio.config import TableConfig, TableName, parse_config
 from cdc_sio.migrate import migrations
-from cdc_sio.triggers import quote_ident, quote_literal, table_triggers, uninstall_sql
+from cdc_sio.triggers import TableTriggers, quote_ident, quote_literal, table_triggers, uninstall_sql
 
 EXPECTED = """\
 CREATE OR REPLACE FUNCTION cdc_sio."capture_b4fdde28887c058e"() RETURNS trigger
@@ -16,13 +16,22 @@ CREATE OR REPLACE FUNCTION cdc_sio."capture_b4fdde28887c058e"() RETURNS trigger
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $cdc_sio$
+#variable_conflict use_column
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        INSERT INTO cdc_sio.changes (table_name, op, data)
-        SELECT 'public.things', 'delete', to_jsonb(r) - ARRAY['secret']::text[] FROM old_rows r;
-    ELSE
-        INSERT INTO cdc_sio.changes (table_name, op, data)
-        SELECT 'public.things', lower(TG_OP), to_jsonb(r) - ARRAY['secret']::text[] FROM new_rows r;
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)
+        SELECT 'public.things', 'update', j.new_data, j.old_data, m.routes
+        FROM new_rows AS new
+        LEFT JOIN old_rows AS old ON new."id" = old."id"
+        CROSS JOIN LATERAL (SELECT to_jsonb(new.*) - ARRAY['secret']::text[] AS new_data, to_jsonb(old.*) - ARRAY['secret']::text[] AS old_data) AS j
+        CROSS JOIN LATERAL (SELECT array_remove(ARRAY['update', CASE WHEN (j.new_data -> 'status' IS DISTINCT FROM j.old_data -> 'status') THEN 'status' END], NULL) AS routes) AS m
+        WHERE j.new_data IS DISTINCT FROM j.old_data AND cardinality(m.routes) > 0;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)
+        SELECT 'public.things', 'delete', to_jsonb(old.*) - ARRAY['secret']::text[], NULL, m.routes
+        FROM old_rows AS old
+        CROSS JOIN LATERAL (SELECT array_remove(ARRAY['delete', CASE WHEN EXISTS (SELECT FROM (SELECT old.*) AS cdc_sio_row WHERE (importance > 100)) THEN 'important' END], NULL) AS routes) AS m
+        WHERE cardinality(m.routes) > 0;
     END IF;
     IF FOUND THEN
         PERFORM cdc_sio.wake_v1();
@@ -33,8 +42,9 @@ $cdc_sio$;
 DROP TRIGGER IF EXISTS cdc_sio_v1_insert ON "public"."things";
 DROP TRIGGER IF EXISTS cdc_sio_v1_update ON "public"."things";
 DROP TRIGGER IF EXISTS cdc_sio_v1_delete ON "public"."things";
+DROP TRIGGER IF EXISTS cdc_sio_v1_truncate ON "public"."things";
 CREATE TRIGGER cdc_sio_v1_update AFTER UPDATE ON "public"."things"
-    REFERENCING NEW TABLE AS new_rows
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION cdc_sio."capture_b4fdde28887c058e"();
 CREATE TRIGGER cdc_sio_v1_delete AFTER DELETE ON "public"."things"
     REFERENCING OLD TABLE AS old_rows
@@ -47,28 +57,59 @@ def table(**entry: object) -> TableConfig:
     return parse_config(document, "t.toml", {}).tables[0]
 
 
-def test_golden_ddl_for_update_and_delete_with_an_excluded_column() -> None:
-    triggers = table_triggers(table(exclude_columns=["secret"], events={"update": "u", "delete": "d"}))
-    assert triggers.install_sql == EXPECTED
+def triggers(**entry: object) -> TableTriggers:
+    return table_triggers(table(**entry), ("id",))
+
+
+def test_golden_ddl_with_an_excluded_column_a_filter_and_a_changed_column_route() -> None:
+    """Filters and changed-column checks run in the trigger's SELECT; the old row is kept for `changes`."""
+    routes = [
+        {"name": "important", "on": ["delete"], "when": "importance > 100", "event": "Thing::delete::important"},
+        {
+            "name": "status",
+            "on": ["update"],
+            "only_when_changed": ["status"],
+            "event": "Thing::status",
+            "payload": "changes",
+        },
+    ]
+    config = table(
+        rooms=["org:{org_id}"], exclude_columns=["secret"], events={"update": "u", "delete": "d"}, routes=routes
+    )
+    assert table_triggers(config, ("id",)).install_sql == EXPECTED
+
+
+def test_old_row_is_kept_only_when_a_room_column_changed_and_pairs_use_the_whole_key() -> None:
+    sql = table_triggers(table(rooms=["org:{org_id}", "t:{$table}"]), ("a", "b")).install_sql
+    assert "CASE WHEN j.new_data -> 'org_id' IS DISTINCT FROM j.old_data -> 'org_id' THEN j.old_data END" in sql
+    assert 'LEFT JOIN old_rows AS old ON new."a" = old."a" AND new."b" = old."b"' in sql
+    assert ", NULL, m.routes" in triggers(rooms=["static"], events={"update": "u"}).install_sql
+
+
+def test_truncate_gets_its_own_statement_trigger() -> None:
+    sql = triggers(events={"truncate": "Thing::truncate"}).install_sql
+    assert "INSERT INTO cdc_sio.changes (table_name, op, data) VALUES ('public.things', 'truncate', '{}')" in sql
+    assert "CREATE TRIGGER cdc_sio_v1_truncate AFTER TRUNCATE" in sql
+    assert "CREATE TRIGGER cdc_sio_v1_update" not in sql
 
 
 def test_fingerprint_changes_exactly_when_the_ddl_does() -> None:
-    base = table_triggers(table()).fingerprint
-    assert table_triggers(table(rooms=["r:{id}"])).fingerprint == base  # rooms are the daemon's business
-    assert table_triggers(table(exclude_columns=["secret"])).fingerprint != base
-    assert table_triggers(table(events={"update": "u", "insert": "i"})).fingerprint != base
+    base = triggers().fingerprint
+    assert triggers(rooms=["r"], events={"update": "other"}).fingerprint == base  # the daemon's business
+    assert triggers(exclude_columns=["secret"]).fingerprint != base
+    assert triggers(events={"update": "u", "insert": "i"}).fingerprint != base
 
 
 @pytest.mark.parametrize(
-    "name", ['we"ird', "semi;colon", "select", "Mixed Case", "ünï cödé", "back\\slash", "it's", "$cdc_sio$"]
+    "name", ['we"ird', "per%cent", "semi;colon", "select", "Mixed Case", "ünï cödé", "back\\slash", "it's", "$cdc_sio$"]
 )
 def test_hostile_names_are_quoted(name: str) -> None:
-    triggers = table_triggers(table(table=f"{name}.{name}", exclude_columns=[name]))
+    generated = triggers(table=f"{name}.{name}", exclude_columns=[name])
     quoted = quote_ident(name)
-    assert f"ON {quoted}.{quoted}" in triggers.install_sql
+    assert f"ON {quoted}.{quoted}" in generated.install_sql
     assert quoted == '"' + name.replace('"', '""') + '"'
-    tags = re.findall(r"AS (\$[a-z_0-9]*\$)", triggers.install_sql)
-    assert len(tags) == 1 and triggers.install_sql.count(tags[0]) == 2
+    tags = re.findall(r"AS (\$[a-z_0-9]*\$)", generated.install_sql)
+    assert len(tags) == 1 and generated.install_sql.count(tags[0]) == 2
 
 
 def test_literals_survive_both_string_modes() -> None:

@@ -1,6 +1,12 @@
 "use strict";
 
+// A socket.io-client that prints one JSON line per thing that happens to it:
+// {"joined": true, "id"} once connected and in its rooms, {"event", "args"} per event,
+// {"disconnected": reason} (with "nsp" for the --also-nsp socket), {"reconnected": true, "recovered"}. Commands arrive as lines on stdin:
+// "drop" closes the transport as a lost network would, "reconnect" connects again.
+
 const { parseArgs } = require("node:util");
+const readline = require("node:readline");
 const { io } = require("socket.io-client");
 
 const { values: args } = parseArgs({
@@ -8,6 +14,8 @@ const { values: args } = parseArgs({
     url: { type: "string" },
     nsp: { type: "string", default: "/" },
     rooms: { type: "string", default: "" },
+    // a second namespace on the same connection, to see whether the connection itself was closed
+    "also-nsp": { type: "string" },
   },
 });
 if (!args.url) {
@@ -38,10 +46,21 @@ const socket = io(new URL(args.nsp, args.url).href, {
   reconnection: false,
 });
 
+const also = args["also-nsp"] ? socket.io.socket(args["also-nsp"]) : null;
+also?.on("disconnect", (reason) => print({ disconnected: reason, nsp: args["also-nsp"] }));
+const alsoConnected = also ? new Promise((resolve) => also.once("connect", resolve)) : Promise.resolve();
+
+let joined = false;
 socket.onAny((event, ...eventArgs) => print({ event, args: toJSONSafe(eventArgs) }));
 socket.on("connect", async () => {
+  if (joined) {
+    print({ reconnected: true, recovered: socket.recovered });
+    return;
+  }
   try {
     await socket.timeout(10000).emitWithAck("join", rooms);
+    await alsoConnected;
+    joined = true;
     print({ joined: true, id: socket.id });
   } catch (err) {
     console.error("join failed:", err.message);
@@ -54,9 +73,17 @@ socket.on("connect_error", (err) => {
 });
 socket.on("disconnect", (reason) => print({ disconnected: reason }));
 
+const commands = {
+  drop: () => socket.io.engine.close(),
+  reconnect: () => socket.connect(),
+};
+
 const stop = () => {
   socket.disconnect();
   process.exit(0);
 };
 process.on("SIGTERM", stop);
-process.stdin.on("end", stop).resume();
+readline
+  .createInterface({ input: process.stdin })
+  .on("line", (line) => commands[line.trim()]?.())
+  .on("close", stop);

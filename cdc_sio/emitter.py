@@ -1,0 +1,296 @@
+"""Emit into a Socket.IO cluster from any asyncio Python program, through Redis; the daemon publishes with it too.
+
+    emitter = Emitter(redis.asyncio.Redis(), target=ShardedRedisAdapter(subscription_mode="dynamic"))
+    await emitter.of("/admin").to("room1", "room2").except_("room3").emit("event", {"id": 7}, b"\\x01")
+    await emitter.to("room1").sockets_join("room4")
+    await emitter.server_side_emit("hello", 1, "two")
+
+Builders are immutable: ``to()``, ``except_()``, ``volatile``, ``compress()`` and ``of()`` return new objects,
+so a partly built one can be kept and reused. Every operation is checked and encoded for every target before
+anything is published: a refused one (reserved event name, unencodable argument, an operation the target
+cannot do) raises ``EncodingError`` and publishes nothing. Several rooms are one message, so a socket in two
+of them receives the event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any
+
+from cdc_sio import publish
+from cdc_sio.commands import commands
+from cdc_sio.config import SocketIOConfig
+from cdc_sio.encoding import Command
+from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
+from cdc_sio.publish import RedisClient
+from cdc_sio.routing import Emission
+from cdc_sio.targets import PythonSocketIO, RedisAdapter, RedisStreamsAdapter, ShardedRedisAdapter, Target
+
+__all__ = [
+    "Batch",
+    "Broadcast",
+    "Emitter",
+    "Encoded",
+    "PythonSocketIO",
+    "RedisAdapter",
+    "RedisStreamsAdapter",
+    "ShardedRedisAdapter",
+    "Target",
+]
+
+
+class _Destinations:
+    """The targets, each with its Redis client; the clients this emitter opened itself are closed by it."""
+
+    def __init__(self, pairs: Iterable[tuple[RedisClient, Target]], *, owned: bool) -> None:
+        self.clients: list[RedisClient] = []
+        self.routes: list[tuple[int, Target]] = []
+        for client, target in pairs:
+            index = next((i for i, known in enumerate(self.clients) if known is client), None)
+            if index is None:
+                self.clients.append(client)
+                index = len(self.clients) - 1
+            self.routes.append((index, target))
+        if not self.routes:
+            raise ValueError("an emitter needs at least one target")
+        self.owned = owned
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One operation's Redis commands for every target (as ``(client index, command)``), not yet published."""
+
+    commands: tuple[tuple[int, Command], ...]
+
+    @property
+    def size(self) -> int:
+        """The largest payload among the targets' commands, in bytes."""
+        return max((len(c[-1]) for _, c in self.commands if isinstance(c[-1], bytes)), default=0)
+
+
+class Batch:
+    """Operations encoded as they are added, then published together: one pipelined round trip per Redis."""
+
+    def __init__(self, destinations: _Destinations) -> None:
+        self._destinations = destinations
+        self._pending: list[list[Command]] = [[] for _ in destinations.clients]
+
+    def encode(self, operation: Operation) -> Encoded:
+        """The operation's commands for every target; EncodingError if any target refuses it."""
+        return Encoded(
+            tuple(
+                (index, command)
+                for index, target in self._destinations.routes
+                for command in commands(target, operation)
+            )
+        )
+
+    def extend(self, encoded: Iterable[Encoded]) -> None:
+        for operation in encoded:
+            for index, command in operation.commands:
+                self._pending[index].append(command)
+
+    def add(self, *operations: Operation) -> None:
+        """Encode *operations* for every target; on EncodingError none of them is added."""
+        self.extend([self.encode(operation) for operation in operations])
+
+    def __len__(self) -> int:
+        """The number of Redis commands waiting."""
+        return sum(map(len, self._pending))
+
+    async def send(self, fence: publish.Fence | None = None) -> list[list[Any]]:
+        """Publish everything added, in order; the batch is empty again once every Redis accepted it.
+
+        Returns the replies per Redis client (in the order of ``Encoded.commands``' client indexes);
+        *fence* runs them under the daemon's fencing token.
+        """
+        clients = self._destinations.clients
+        results = await asyncio.gather(
+            *(publish.execute(client, cmds, fence) for client, cmds in zip(clients, self._pending, strict=True)),
+            return_exceptions=True,
+        )
+        replies: list[list[Any]] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            replies.append(result)
+        self._pending = [[] for _ in clients]
+        return replies
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A selection of sockets in one namespace: ``to()`` rooms (all sockets when none), minus ``except_()`` rooms."""
+
+    _destinations: _Destinations
+    namespace: str
+    rooms: tuple[str, ...] = ()
+    except_rooms: tuple[str, ...] = ()
+    is_volatile: bool = False
+    compression: bool | None = None
+
+    def to(self, *rooms: str) -> Broadcast:
+        """Also the sockets in *rooms* (a socket id is a room too)."""
+        return replace(self, rooms=_union(self.rooms, rooms))
+
+    def in_(self, *rooms: str) -> Broadcast:
+        return self.to(*rooms)
+
+    def except_(self, *rooms: str) -> Broadcast:
+        """Not the sockets in *rooms*."""
+        return replace(self, except_rooms=_union(self.except_rooms, rooms))
+
+    @property
+    def volatile(self) -> Broadcast:
+        """The event may be dropped for a client that is not ready to receive it."""
+        return replace(self, is_volatile=True)
+
+    def compress(self, compress: bool) -> Broadcast:
+        """Per-message deflate on or off for this event (default: the server's setting)."""
+        return replace(self, compression=compress)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """``socket.on(event, (...args) => ...)`` in the browser; ``bytes`` arrive as binary."""
+        emission = Emission(
+            self.namespace,
+            self.rooms,
+            event,
+            args,
+            except_rooms=self.except_rooms,
+            volatile=self.is_volatile,
+            compress=self.compression,
+        )
+        await _publish(self._destinations, emission)
+
+    async def sockets_join(self, rooms: str | Iterable[str]) -> None:
+        """The selected sockets join *rooms*."""
+        await _publish(self._destinations, SocketsJoin(self.namespace, self.rooms, self.except_rooms, _rooms(rooms)))
+
+    async def sockets_leave(self, rooms: str | Iterable[str]) -> None:
+        """The selected sockets leave *rooms*."""
+        await _publish(self._destinations, SocketsLeave(self.namespace, self.rooms, self.except_rooms, _rooms(rooms)))
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the selected sockets; *close* also closes their underlying connection."""
+        await _publish(self._destinations, DisconnectSockets(self.namespace, self.rooms, self.except_rooms, close))
+
+
+_CLASSIC = RedisAdapter()
+
+
+class Emitter:
+    """The whole of one namespace (``"/"`` unless ``of()`` says otherwise) on one or more targets."""
+
+    __slots__ = ("_destinations", "namespace")
+
+    def __init__(
+        self, redis: RedisClient, target: Target | Sequence[Target] = _CLASSIC, *, namespace: str = "/"
+    ) -> None:
+        targets = target if isinstance(target, Sequence) else (target,)
+        self._destinations = _Destinations(((redis, t) for t in targets), owned=False)
+        self.namespace = _namespace(namespace)
+
+    @classmethod
+    def over(cls, destinations: Iterable[tuple[RedisClient, Target]], *, namespace: str = "/") -> Emitter:
+        """Targets on different Redis servers: ``Emitter.over([(old_redis, RedisAdapter()), (cluster, ...)])``."""
+        return cls._with(_Destinations(destinations, owned=False), namespace)
+
+    @classmethod
+    def from_config(cls, config: SocketIOConfig) -> Emitter:
+        """The targets of a cdc-sio config, with Redis connections of its own (closed by ``aclose()``)."""
+        clients: dict[tuple[str, bool], RedisClient] = {}
+        pairs = []
+        for entry in config.targets:
+            where = (entry.redis.url, entry.redis.cluster)
+            if where not in clients:
+                clients[where] = publish.connect(entry.redis.url, cluster=entry.redis.cluster)
+            pairs.append((clients[where], entry.target))
+        return cls._with(_Destinations(pairs, owned=True), "/")
+
+    @classmethod
+    def _with(cls, destinations: _Destinations, namespace: str) -> Emitter:
+        emitter = cls.__new__(cls)
+        emitter._destinations = destinations
+        emitter.namespace = _namespace(namespace)
+        return emitter
+
+    def of(self, namespace: str) -> Emitter:
+        """The same targets, another namespace (``"admin"`` means ``"/admin"``)."""
+        return self._with(self._destinations, namespace)
+
+    def to(self, *rooms: str) -> Broadcast:
+        return self._everyone().to(*rooms)
+
+    def in_(self, *rooms: str) -> Broadcast:
+        return self._everyone().to(*rooms)
+
+    def except_(self, *rooms: str) -> Broadcast:
+        return self._everyone().except_(*rooms)
+
+    @property
+    def volatile(self) -> Broadcast:
+        return self._everyone().volatile
+
+    def compress(self, compress: bool) -> Broadcast:
+        return self._everyone().compress(compress)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self._everyone().emit(event, *args)
+
+    async def sockets_join(self, rooms: str | Iterable[str]) -> None:
+        await self._everyone().sockets_join(rooms)
+
+    async def sockets_leave(self, rooms: str | Iterable[str]) -> None:
+        await self._everyone().sockets_leave(rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self._everyone().disconnect_sockets(close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Runs ``io.of(namespace).on(event, (...args) => ...)`` on every server (no acknowledgements)."""
+        await _publish(self._destinations, ServerSideEmit(self.namespace, event, args))
+
+    def batch(self) -> Batch:
+        """Collect operations with ``batch.add(...)``; ``await batch.send()`` publishes them in one round trip."""
+        return Batch(self._destinations)
+
+    async def ping(self) -> None:
+        """Raise if a Redis server does not answer."""
+        await asyncio.gather(*(publish.ping(client) for client in self._destinations.clients))
+
+    async def aclose(self) -> None:
+        """Close the connections ``from_config()`` opened; clients passed in are left to their owner."""
+        if self._destinations.owned:
+            await asyncio.gather(*(client.aclose() for client in self._destinations.clients))
+
+    async def __aenter__(self) -> Emitter:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def _everyone(self) -> Broadcast:
+        return Broadcast(self._destinations, self.namespace)
+
+
+async def _publish(destinations: _Destinations, operation: Operation) -> None:
+    batch = Batch(destinations)
+    batch.add(operation)
+    await batch.send()
+
+
+def _namespace(name: str) -> str:
+    return name if not isinstance(name, str) or name.startswith("/") else f"/{name}"
+
+
+def _union(first: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*first, *more)))
+
+
+def _rooms(rooms: str | Iterable[str]) -> tuple[str, ...]:
+    return (rooms,) if isinstance(rooms, str) else tuple(rooms)
