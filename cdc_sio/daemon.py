@@ -1,7 +1,7 @@
 """The daemon: wire the change log to Redis, keep doing it through outages, and show how it goes.
 
 One session = a LISTEN connection, a worker connection that holds the leader lock and claims
-batches, and the Redis client. The listener is connected (and LISTENing) before the first
+batches, and the Redis clients of the targets. The listener is connected (and LISTENing) before the first
 read, so a change committed at any moment is either read now or announced later; polling
 every ``poll_interval`` covers a notification that never arrives. Beside the session, a
 watcher does the health round trip (a NOTIFY that must come back through the LISTEN
@@ -15,92 +15,35 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
 import socket
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-import sqlalchemy.exc
 from redis.exceptions import RedisError
 
-from cdc_sio import capture, httpd, logs, pg, publish
+from cdc_sio import batches, capture, httpd, logs, pg, publish
+from cdc_sio.batches import Outcome
 from cdc_sio.catalog import TableShapes, table_shapes
 from cdc_sio.config import Config
-from cdc_sio.emitter import Batch, Emitter, Encoded
-from cdc_sio.errors import ConfigError, EncodingError
+from cdc_sio.emitter import Emitter
+from cdc_sio.errors import ConfigError
 from cdc_sio.health import Health
 from cdc_sio.metrics import Metrics
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.routing import Change, Emission, route, too_large
+from cdc_sio.supervision import RECOVERABLE, Backoff, Lost, cancel, close, wait_for
 from cdc_sio.systemd import Notifier
-from cdc_sio.templates import TemplateError
 
 log = logs.get("cdc_sio.daemon")
 
-RECOVERABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,  # a connection whose protocol state broke (it was killed mid-query)
-    sqlalchemy.exc.DBAPIError,  # from migrate.validate's reflection
-    RedisError,
-)
 QUERY_TIMEOUT = 30.0  # the watcher's backlog query and its own row
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class Backoff:
-    """Capped exponential delays with jitter, so a fleet of daemons does not retry in step."""
-
-    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
-        self.first, self.cap, self.attempt = first, cap, 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.first * (1 << min(self.attempt, 30)))
-        self.attempt += 1
-        jitter: float = random.uniform(0.5, 1.0)
-        return delay * jitter
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> None:
     """Publish changes until *stop* is set (or, with *once*, until nothing is waiting)."""
     await Daemon(config).run(stop, once=once)
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What one claimed batch became."""
-
-    changes: int = 0
-    messages: int = 0
-    published: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
-    parked: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
-    no_receivers: Counter[str] = dataclasses.field(default_factory=Counter)  # namespace -> messages
-    lags: list[float] = dataclasses.field(default_factory=list)  # seconds from commit to publish
-
-
-class _Lost:
-    """Why the session must end: the LISTEN connection closed, or a health round trip failed."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.error: BaseException | None = None
-
-    def set(self, error: BaseException) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
 
 
 class Daemon:
@@ -144,12 +87,12 @@ class Daemon:
                 await asyncio.wait({work}, timeout=timeout)
             if not work.done():
                 log.warning("shutdown_timed_out", shutdown_timeout_s=timeout, batch="rolled back, published next run")
-                await _cancel(work)
+                await cancel(work)
                 return
             await work
         finally:
             for task in (stopping, reporter, work):
-                await _cancel(task)
+                await cancel(task)
             if server is not None:
                 server.close()
             log.info("stopped", published=self.health.published)
@@ -185,7 +128,7 @@ class Daemon:
                     return
             except RECOVERABLE as error:
                 self._outage(error)
-                await _wait_for(stop, self.backoff.next_delay())
+                await wait_for(stop, self.backoff.next_delay())
             finally:
                 await emitter.aclose()
 
@@ -198,7 +141,7 @@ class Daemon:
             worker = await pg.connect(config.postgres.dsn, "worker")
             try:
                 await _check_migrated(worker)
-                wake, lost = asyncio.Event(), _Lost()
+                wake, lost = asyncio.Event(), Lost()
                 closed = ConnectionError("the LISTEN connection was closed")
                 listener.add_termination_listener(lambda _: lost.set(closed))
                 await capture.listen(listener, wake)
@@ -212,15 +155,15 @@ class Daemon:
                 try:
                     return await self._lead(config, worker, emitter, stop, wake, lost, once=once)
                 finally:
-                    await _cancel(watcher)
+                    await cancel(watcher)
                     if stop.is_set():
                         with contextlib.suppress(*RECOVERABLE):
                             await capture.forget_daemons(worker, self.host, self.pid)
             finally:
-                await _close(worker)
+                await close(worker)
         finally:
             self.metrics.leader.set(0)
-            await _close(listener)
+            await close(listener)
 
     async def _lead(
         self,
@@ -229,7 +172,7 @@ class Daemon:
         emitter: Emitter,
         stop: asyncio.Event,
         wake: asyncio.Event,
-        lost: _Lost,
+        lost: Lost,
         *,
         once: bool,
     ) -> bool:
@@ -239,7 +182,7 @@ class Daemon:
                 log.info("standby", reason="another daemon holds the leader lock")
             self._working()
             self.health.progressed()
-            if await _wait_for(stop, config.daemon.poll_interval, lost.event):
+            if await wait_for(stop, config.daemon.poll_interval, lost.event):
                 return True
             lost.check()
             if self._must_reconnect(config):
@@ -260,84 +203,51 @@ class Daemon:
                 continue
             if once:
                 return True
-            await _wait_for(stop, self.config.daemon.poll_interval, wake, lost.event)
+            await wait_for(stop, self.config.daemon.poll_interval, wake, lost.event)
         return True
 
     async def publish_batch(
         self, worker: asyncpg.Connection, emitter: Emitter, *, commit_timestamps: bool, fence: publish.Fence
     ) -> Outcome:
-        """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
-        config, shapes = self.config, self.shapes
         started = time.monotonic()
-        batch = Outcome()
+        outcome = Outcome()
         try:
-            async with worker.transaction():
-                limit = config.daemon.batch_size
-                records = await capture.claim_batch(worker, limit, commit_timestamps=commit_timestamps)
-                batch.changes = len(records)
-                published = []
-                messages = emitter.batch()
-                namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, as its commands go
-                for record in records:
-                    try:
-                        change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
-                        emissions = route(change, config, shapes.keys)
-                        encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
-                    except Exception as error:  # one bad row must never stop the stream: park it, with the reason
-                        reason = (
-                            str(error)
-                            if isinstance(error, TemplateError | EncodingError)
-                            else f"{type(error).__name__}: {error}"
-                        )
-                        log.error("change_parked", id=record["id"], table=record["table_name"], reason=reason)
-                        await capture.park(worker, record, reason)
-                        batch.parked[record["table_name"]] += 1
-                        continue
-                    published.append(record)
-                    messages.extend(encoded)
-                    for emission, operation in zip(emissions, encoded, strict=True):
-                        for index, _ in operation.commands:
-                            namespaces[index].append(emission.namespace)
-                batch.messages = len(messages)
-                replies = await messages.send(fence)
+            await batches.publish_batch(
+                self.config, self.shapes, worker, emitter, outcome, commit_timestamps=commit_timestamps, fence=fence
+            )
         except RECOVERABLE:
-            self.metrics.failed.inc(batch.changes)
+            self.metrics.failed.inc(outcome.changes)
             raise
-        now = datetime.now(UTC)
-        batch.published.update(record["table_name"] for record in published)
-        for index, client_replies in enumerate(replies):
-            pairs = zip(namespaces[index], client_replies, strict=True)
-            batch.no_receivers.update(namespace for namespace, reply in pairs if reply == 0)
-        batch.lags = [(now - record["committed_at"]).total_seconds() for record in published]
-        self._count(batch, records)
-        if batch.changes:
+        self._count(outcome)
+        if outcome.changes:
             log.debug(
                 "batch_published",
-                changes=batch.changes,
-                messages=batch.messages,
-                parked=sum(batch.parked.values()),
-                lag_ms=round(max(batch.lags, default=0.0) * 1000, 1),
+                changes=outcome.changes,
+                messages=outcome.messages,
+                parked=sum(outcome.parked.values()),
+                lag_ms=round(max(outcome.lags, default=0.0) * 1000, 1),
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
-        return batch
+        return outcome
 
-    def _count(self, batch: Outcome, records: list[asyncpg.Record]) -> None:
+    def _count(self, outcome: Outcome) -> None:
         metrics = self.metrics
-        for table, count in Counter(record["table_name"] for record in records).items():
-            metrics.captured.labels(table).inc(count)
-        for table, count in batch.published.items():
-            metrics.published.labels(table).inc(count)
-        for table, count in batch.parked.items():
-            metrics.dead_lettered.labels(table).inc(count)
-        for namespace, count in batch.no_receivers.items():
-            metrics.no_receivers.labels(namespace).inc(count)
-        for lag in batch.lags:
+        for counter, counts in (
+            (metrics.captured, outcome.captured),
+            (metrics.published, outcome.published),
+            (metrics.dead_lettered, outcome.parked),
+            (metrics.no_receivers, outcome.no_receivers),
+        ):
+            for label, count in counts.items():
+                counter.labels(label).inc(count)
+        for lag in outcome.lags:
             metrics.lag.observe(lag)
-        if batch.changes:
-            metrics.batch_size.observe(batch.changes)
-            self.health.lag = batch.lags[-1] if batch.lags else self.health.lag
-        self.health.published += sum(batch.published.values())
-        self.health.dead_lettered += sum(batch.parked.values())
+        if outcome.changes:
+            metrics.batch_size.observe(outcome.changes)
+        if outcome.lags:
+            self.health.lag = outcome.lags[-1]
+        self.health.published += sum(outcome.published.values())
+        self.health.dead_lettered += sum(outcome.parked.values())
 
     async def _watch(
         self,
@@ -345,7 +255,7 @@ class Daemon:
         backend_pid: int,
         emitter: Emitter,
         probe: capture.NotifyProbe,
-        lost: _Lost,
+        lost: Lost,
     ) -> None:
         """The health round trip, then WATCHDOG=1; on failure, end the session (it reconnects)."""
         while True:
@@ -470,15 +380,6 @@ class Daemon:
         return max(30.0, 3 * daemon.poll_interval, 3 * self._probe_interval())
 
 
-def encode(config: Config, messages: Batch, emission: Emission, change: Change, shapes: TableShapes) -> Encoded:
-    """The emission's commands; an event over ``max_event_bytes`` for any target becomes a marker with the row's key."""
-    encoded = messages.encode(emission)
-    if encoded.size > config.daemon.max_event_bytes:
-        log.warning("event_too_large", id=change.id, table=change.table, bytes=encoded.size)
-        encoded = messages.encode(too_large(emission, change, shapes.keys.get(change.table, ()), encoded.size))
-    return encoded
-
-
 def _changed_sections(old: Config, new: Config) -> list[str]:
     names = [field.name for field in dataclasses.fields(Config) if field.name != "source"]
     return [name for name in names if getattr(old, name) != getattr(new, name)]
@@ -494,31 +395,3 @@ async def _check_migrated(connection: asyncpg.Connection) -> None:
             f"the database lacks cdc-sio migration {missing[0].version:04d}_{missing[0].name}: "
             "run 'cdc-sio migrate --config FILE' first"
         )
-
-
-async def _wait_for(stop: asyncio.Event, timeout: float, *events: asyncio.Event) -> bool:
-    """Wait until *stop* or any of *events* is set, or *timeout* passes; return whether stop is set."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, *events)]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return stop.is_set()
-
-
-async def _cancel(task: asyncio.Task[object], timeout: float = 5.0) -> None:
-    """Cancel *task* and wait for it to end, cancelling again if a library swallowed the cancellation."""
-    deadline = time.monotonic() + timeout
-    while not task.done() and time.monotonic() < deadline:
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.1)
-    if task.done() and not task.cancelled():
-        task.exception()  # retrieved: an error after the cancellation is of no interest any more
-
-
-async def _close(connection: asyncpg.Connection) -> None:
-    try:
-        await asyncio.wait_for(connection.close(), timeout=5)
-    except RECOVERABLE:
-        connection.terminate()
