@@ -73,7 +73,12 @@ class Daemon:
         """Publish until *stop* is set; then finish the batch in flight within ``shutdown_timeout``."""
         server = None
         if self.config.http.listen is not None:
-            server = await httpd.serve(*self.config.http.listen, self._routes())
+            host, port = self.config.http.listen
+            try:
+                server = await httpd.serve(host, port, self._routes())
+            except OSError as error:
+                where = f"{self.config.source}: http.listen"
+                raise ConfigError(f"{where}: cannot listen on {host}:{port}: {error}") from None
         reporter = asyncio.create_task(self._report())
         work = asyncio.create_task(self._supervise(stop, once))
         stopping = asyncio.create_task(stop.wait())

@@ -193,3 +193,15 @@ async def _claimed(db: asyncpg.Connection) -> None:
             "SELECT bool_and(xmax <> '0'::xid) FROM cdc_sio.changes"
         ):
             await asyncio.sleep(0.01)
+
+
+async def test_an_http_address_in_use_is_a_configuration_error(dsn: str, key: str) -> None:
+    """http.listen on a port another process holds: a ConfigError naming the key (exit 78), nothing started."""
+    holder = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+    port = holder.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ConfigError, match=rf"test.toml: http.listen: cannot listen on 127.0.0.1:{port}: "):
+            await Daemon(make_config(dsn, key, http=f"127.0.0.1:{port}")).run(asyncio.Event())
+    finally:
+        holder.close()
+        await holder.wait_closed()
