@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -49,7 +50,7 @@ class Run:
         """Wait until the writers have done *fraction* of the workload."""
         await self.ledger.reached(self.total * fraction, timeout=120)
 
-    async def sql(self, statement: str) -> object:
+    async def sql(self, statement: str) -> Any:
         connection = await asyncpg.connect(self.dsn)
         try:
             return await connection.fetchval(statement)
@@ -85,8 +86,13 @@ async def run_scenario(
             await run.received.wait()  # the daemon is up and publishing: now the workload starts
         rng = random.Random(seed_value)
         work = asyncio.gather(*(writer(dsn, n, run.ledger, total, random.Random(rng.random())) for n in range(writers)))
-        await fault(run)
-        await asyncio.wait_for(work, timeout=300)
+        try:
+            await fault(run)
+        except BaseException:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise
+        await asyncio.wait_for(work, timeout=600)
         if not any(d.returncode is None for d in run.daemons):
             await run.start_daemon()
         await _until_all_arrived(run, timeout=120)
