@@ -282,7 +282,7 @@ class Daemon:
             self.metrics.queue_usage.set(backlog.queue_usage)
             self.health.probed()
             log.debug("round_trip", backlog=backlog.waiting)
-            if self.health.live(self._stalled_after()):
+            if self._ready_sent and self.health.live(self._stalled_after()):
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
 
