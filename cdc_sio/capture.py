@@ -1,9 +1,14 @@
-"""The PostgreSQL side of the daemon: wake-ups (LISTEN) and the change log (claim, park)."""
+"""The PostgreSQL side of the daemon: wake-ups (LISTEN), the change log (claim, park), the leader lock,
+the health probe and the daemon's own row for ``cdc-sio status``."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -16,11 +21,9 @@ from cdc_sio.values import decode_row
 WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
 _CLAIM_BATCH = sql_file("claim_batch.sql")
-# The claim made while the batch before it is still being published passes over that batch's rows
-# (locked by its DELETE); every older change is in that batch or published, so id order holds.
-_CLAIM_NEXT_BATCH = _CLAIM_BATCH.replace("ORDER BY id LIMIT $1)", "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)")
-assert _CLAIM_NEXT_BATCH != _CLAIM_BATCH
 _PARK_CHANGE = sql_file("park_change.sql")
+_BACKLOG = sql_file("backlog.sql")
+_RECORD_DAEMON = sql_file("record_daemon.sql")
 
 
 async def listen(connection: asyncpg.Connection, wake: asyncio.Event) -> None:
@@ -32,20 +35,9 @@ async def commit_timestamps_enabled(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT current_setting('track_commit_timestamp')::boolean") is True
 
 
-async def claim_batch(
-    connection: asyncpg.Connection, limit: int, *, commit_timestamps: bool, skip_locked: bool = False
-) -> list[Any]:
-    """Delete and return the oldest waiting changes; call inside the transaction that publishes them.
-
-    *skip_locked*: pass over the changes of a batch claimed on another connection and not yet
-    committed (this needs the UPDATE privilege on cdc_sio.changes, as every row lock does).
-    """
-    sql = _CLAIM_NEXT_BATCH if skip_locked else _CLAIM_BATCH
-    return await connection.fetch(sql, limit, commit_timestamps)  # type: ignore[no-any-return]
-
-
-async def can_skip_locked(connection: asyncpg.Connection) -> bool:
-    return await connection.fetchval("SELECT has_table_privilege('cdc_sio.changes', 'UPDATE')") is True
+async def claim_batch(connection: asyncpg.Connection, limit: int, *, commit_timestamps: bool) -> list[Any]:
+    """Delete and return the oldest waiting changes; call inside the transaction that publishes them."""
+    return await connection.fetch(_CLAIM_BATCH, limit, commit_timestamps)  # type: ignore[no-any-return]
 
 
 def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
@@ -78,6 +70,89 @@ async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None
 
 async def try_lead(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK) is True
+
+
+async def next_epoch(connection: asyncpg.Connection) -> tuple[str, int]:
+    """The fencing token for a daemon that just took the leader lock: (deployment, a new, higher epoch)."""
+    row = await connection.fetchrow("UPDATE cdc_sio.leader SET epoch = epoch + 1 RETURNING deployment::text, epoch")
+    return row["deployment"], row["epoch"]
+
+
+class NotifyProbe:
+    """A NOTIFY sent through the LISTEN connection that must come back through it."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.channel = f"cdc_sio_probe_{secrets.token_hex(8)}"
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._tokens = itertools.count()
+
+    async def start(self) -> None:
+        await self.connection.add_listener(self.channel, self._received)
+
+    def _received(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        waiter = self._waiting.pop(payload, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def round_trip(self) -> None:
+        token = str(next(self._tokens))
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[token] = waiter
+        try:
+            await self.connection.execute("SELECT pg_notify($1, $2)", self.channel, token)
+            await waiter
+        finally:
+            self._waiting.pop(token, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    waiting: int
+    oldest_age: float | None
+    queue_usage: float
+
+
+async def backlog(connection: asyncpg.Connection) -> Backlog:
+    row = await connection.fetchrow(_BACKLOG)
+    return Backlog(row["waiting"], row["oldest_age"], row["queue_usage"])
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonRecord:
+    host: str
+    pid: int
+    backend_pid: int
+    role: str
+    started_at: datetime
+    published: int
+    lag_ms: float | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+async def record_daemon(connection: asyncpg.Connection, record: DaemonRecord) -> None:
+    await connection.execute(
+        _RECORD_DAEMON,
+        record.host,
+        record.pid,
+        record.backend_pid,
+        record.role,
+        record.started_at,
+        record.published,
+        record.lag_ms,
+        record.last_error,
+        record.last_error_at,
+    )
+
+
+async def forget_daemons(connection: asyncpg.Connection, host: str, pid: int) -> None:
+    """Delete this daemon's row, and the rows of daemons not seen for a day."""
+    await connection.execute(
+        "DELETE FROM cdc_sio.daemons WHERE (host = $1 AND pid = $2) OR updated_at < now() - interval '1 day'",
+        host,
+        pid,
+    )
 
 
 async def enter_idle(connection: asyncpg.Connection) -> bool:

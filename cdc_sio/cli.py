@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import socket
@@ -15,25 +14,22 @@ from typing import Any
 
 import asyncpg
 
-from cdc_sio import __version__, alembic_revision, daemon, deadletters, migrate, pg, status, tail
+from cdc_sio import __version__, alembic_revision, daemon, deadletters, logs, migrate, pg, status, tail
 from cdc_sio.catalog import capture_triggers
 from cdc_sio.config import Config, load_config
 from cdc_sio.errors import CdcSioError, ConfigError
+from cdc_sio.systemd import Notifier
 from cdc_sio.targets import RedisAdapter
 
 EX_CONFIG = 78  # sysexits.h: systemd's RestartPreventExitStatus=78 stops a restart loop
 EX_UNAVAILABLE = 69
 
-log = logging.getLogger("cdc_sio")
+log = logs.get("cdc_sio")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("CDC_SIO_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(os.environ.get("CDC_SIO_LOG_LEVEL", "INFO"), sys.stderr, os.environ.get("CDC_SIO_LOG_FORMAT"))
     try:
         config = load_config(args.config, os.environ)
         command: Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]] = args.command
@@ -43,14 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             key = "redis.url" if command is _tail else "postgres.dsn"
             raise ConfigError(f"{config.source}: {key}: the host does not resolve ({error.strerror})") from None
     except ConfigError as error:
-        print(f"cdc-sio: configuration error: {error}", file=sys.stderr)
+        _fail(f"configuration error: {error}")
         return EX_CONFIG
     except CdcSioError as error:
-        print(f"cdc-sio: {error}", file=sys.stderr)
+        _fail(str(error))
         return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        print(f"cdc-sio: cannot reach a service: {type(error).__name__}: {error}", file=sys.stderr)
+        _fail(f"cannot reach a service: {type(error).__name__}: {error}")
         return EX_UNAVAILABLE
+
+
+def _fail(message: str) -> None:
+    print(logs.redact(f"cdc-sio: {message}"), file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,8 +164,21 @@ async def _dead_letters(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
-    stop = _stop_on_signals()
-    await daemon.run(config, stop, once=args.once)
+    notifier = Notifier.from_environ(os.environ)
+    service = daemon.Daemon(config, notifier=notifier, load_config=lambda: load_config(args.config, os.environ))
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hangup() -> None:
+        log.info("signal_received", signal="SIGHUP", action="reload the configuration")
+        task = asyncio.create_task(service.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        await service.run(_stop_on_signals(), once=args.once)
+    finally:
+        notifier.close()
     return 0
 
 
@@ -184,9 +197,11 @@ def _stop_on_signals() -> asyncio.Event:
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
         if stop.is_set():
+            log.warning("signal_received", signal=name, action="exit now")
             os._exit(128 + signum)
-        log.info("stopping signal=%s", signal.Signals(signum).name)
+        log.info("signal_received", signal=name, action="stop after the batch in flight")
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -121,6 +121,16 @@ class DaemonConfig:
     batch_size: int
     poll_interval: float
     max_event_bytes: int
+    shutdown_timeout: float  # seconds to finish the batch in flight after SIGTERM
+    probe_interval: float  # seconds between health round trips (NOTIFY probe + Redis PING)
+    summary_interval: float  # seconds between "summary" log lines
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """Where ``/metrics`` and ``/healthz`` are served; None: nowhere."""
+
+    listen: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,7 @@ class Config:
     socketio: SocketIOConfig
     daemon: DaemonConfig
     tables: tuple[TableConfig, ...]
+    http: HttpConfig = HttpConfig()
 
     def table(self, name: str) -> TableConfig:
         return next(t for t in self.tables if str(t.table) == name)
@@ -153,11 +164,12 @@ def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
 
 def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> Config:
     reader = _Reader(source, environ)
-    root = reader.section(document, "", {"postgres", "redis", "socketio", "daemon", "tables"})
+    root = reader.section(document, "", {"postgres", "redis", "socketio", "daemon", "http", "tables"})
     postgres = reader.section(root.get("postgres"), "postgres", {"dsn"}, required=True)
     redis = reader.section(root.get("redis", {}), "redis", {"url", "cluster"})
     socketio = reader.section(root.get("socketio", {}), "socketio", {"targets", *TARGET_OPTIONS})
-    daemon = reader.section(root.get("daemon", {}), "daemon", {"batch_size", "poll_interval", "max_event_bytes"})
+    daemon = reader.section(root.get("daemon", {}), "daemon", set(DaemonConfig.__annotations__))
+    http = reader.section(root.get("http", {}), "http", {"listen"})
     tables_value = root.get("tables")
     if not isinstance(tables_value, list) or not tables_value:
         raise reader.error("tables", "at least one [[tables]] entry is required")
@@ -185,8 +197,12 @@ def parse_config(document: Mapping[str, Any], source: str, environ: Mapping[str,
             batch_size=batch_size,
             poll_interval=poll_interval,
             max_event_bytes=reader.integer(daemon, "daemon.max_event_bytes", default=8 * 2**20, minimum=1024),
+            shutdown_timeout=reader.number(daemon, "daemon.shutdown_timeout", default=10.0, minimum=0.0),
+            probe_interval=reader.number(daemon, "daemon.probe_interval", default=5.0, minimum=0.05),
+            summary_interval=reader.number(daemon, "daemon.summary_interval", default=60.0, minimum=0.1),
         ),
         tables=tables,
+        http=HttpConfig(listen=reader.address(http, "http.listen")),
     )
 
 
@@ -256,6 +272,16 @@ class _Reader:
         if value < minimum:
             raise self.error(key, f"must be at least {minimum}")
         return float(value)
+
+    def address(self, section: Mapping[str, Any], key: str) -> tuple[str, int] | None:
+        if key.rpartition(".")[2] not in section:
+            return None
+        text = self.string(section, key)
+        host, colon, port = text.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise self.error(key, f"{text!r} is not 'host:port' (e.g. '127.0.0.1:9464' or '[::1]:9464')")
+        return host, int(port)
 
     def socketio(self, section: Mapping[str, Any], redis: RedisConfig) -> SocketIOConfig:
         """One target from the keys of [socketio] itself, or one per [[socketio.targets]] entry."""

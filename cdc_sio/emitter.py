@@ -101,16 +101,24 @@ class Batch:
         """The number of Redis commands waiting."""
         return sum(map(len, self._pending))
 
-    async def send(self) -> None:
-        """Publish everything added, in order; the batch is empty again once every Redis accepted it."""
-        work = [(client, cmds) for client, cmds in zip(self._destinations.clients, self._pending, strict=True) if cmds]
+    async def send(self, fence: publish.Fence | None = None) -> list[list[Any]]:
+        """Publish everything added, in order; the batch is empty again once every Redis accepted it.
+
+        Returns the replies per Redis client (in the order of ``Encoded.commands``' client indexes);
+        *fence* runs them under the daemon's fencing token.
+        """
+        clients = self._destinations.clients
         results = await asyncio.gather(
-            *(publish.execute(client, cmds) for client, cmds in work), return_exceptions=True
+            *(publish.execute(client, cmds, fence) for client, cmds in zip(clients, self._pending, strict=True)),
+            return_exceptions=True,
         )
+        replies: list[list[Any]] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        self._pending = [[] for _ in self._destinations.clients]
+            replies.append(result)
+        self._pending = [[] for _ in clients]
+        return replies
 
 
 @dataclass(frozen=True, slots=True)

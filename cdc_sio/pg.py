@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from importlib import resources
 
 import asyncpg
@@ -18,14 +17,6 @@ async def connect(dsn: str, role: str, *, synchronous_commit: bool = True) -> as
     if not synchronous_commit:
         settings["synchronous_commit"] = "off"
     return await asyncpg.connect(dsn, server_settings=settings, statement_cache_size=16)
-
-
-async def close(connection: asyncpg.Connection) -> None:
-    """Close gracefully if the server answers within 5 s, else drop the socket."""
-    try:
-        await asyncio.wait_for(connection.close(), timeout=5)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        connection.terminate()
 
 
 def sql_file(name: str) -> str:

@@ -1,15 +1,43 @@
-"""What is installed and what is waiting, for ``cdc-sio status`` (read-only)."""
+"""What is installed, what is waiting and which daemons run, for ``cdc-sio status`` (read-only)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
+from cdc_sio.capture import LEADER_LOCK, backlog
 from cdc_sio.catalog import capture_triggers, describe_tables
 from cdc_sio.config import Config, TableName
 from cdc_sio.pg import sql_file
 from cdc_sio.triggers import drift
+
+_DAEMONS = sql_file("daemons.sql")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonState:
+    host: str
+    pid: int
+    state: str  # "leader" | "standby" | "gone"
+    started_at: datetime
+    seen_ago_s: float
+    published: int
+    lag_ms: float | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+    def render(self) -> str:
+        text = f"  {self.state:<8} {self.host} pid {self.pid}, started {self.started_at:%Y-%m-%d %H:%M:%S %Z}"
+        if self.state == "gone":
+            return text + f", last seen {self.seen_ago_s:.0f} s ago"
+        if self.state == "leader":
+            lag = "" if self.lag_ms is None else f", lag {self.lag_ms:.0f} ms"
+            text += f": published {self.published}{lag}"
+        if self.last_error is not None and self.last_error_at is not None:
+            text += f"\n           last error at {self.last_error_at:%Y-%m-%d %H:%M:%S %Z}: {self.last_error}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +47,7 @@ class Status:
     waiting: int
     oldest_age_s: float | None
     dead_letters: int
+    daemons: list[DaemonState] = field(default_factory=list)
 
     def render(self) -> str:
         lines = ["migrations applied: " + (", ".join(self.applied_migrations) or "none")]
@@ -27,6 +56,8 @@ class Status:
         age = "" if self.oldest_age_s is None else f", oldest {self.oldest_age_s:.1f} s old"
         lines.append(f"changes waiting: {self.waiting}{age}")
         lines.append(f"dead letters: {self.dead_letters}")
+        lines.append("daemons:" if self.daemons else "daemons: none running")
+        lines += [daemon.render() for daemon in self.daemons]
         return "\n".join(lines)
 
 
@@ -66,8 +97,28 @@ async def read_status(connection: asyncpg.Connection, config: Config) -> Status:
         for r in await connection.fetch("SELECT version, name FROM cdc_sio.schema_migrations ORDER BY version")
     ]
     tables = await capture_states(connection, config)
-    row = await connection.fetchrow(
-        "SELECT count(*) AS waiting, extract(epoch FROM now() - min(captured_at))::float8 AS age FROM cdc_sio.changes"
-    )
+    waiting = await backlog(connection)
     dead = await connection.fetchval("SELECT count(*) FROM cdc_sio.dead_letters")
-    return Status(applied, tables, row["waiting"], row["age"], dead)
+    daemons = []
+    if await connection.fetchval("SELECT to_regclass('cdc_sio.daemons') IS NOT NULL"):
+        stale_after = max(60.0, 3 * config.daemon.probe_interval)  # a daemon that stopped updating its row
+        daemons = [_daemon_state(row, stale_after) for row in await connection.fetch(_DAEMONS, LEADER_LOCK)]
+    return Status(applied, tables, waiting.waiting, waiting.oldest_age, dead, daemons)
+
+
+def _daemon_state(row: asyncpg.Record, stale_after: float) -> DaemonState:
+    if row["connected"] and row["seen_ago"] <= stale_after:
+        state = "leader" if row["holds_lock"] else "standby"
+    else:
+        state = "gone"
+    return DaemonState(
+        host=row["host"],
+        pid=row["pid"],
+        state=state,
+        started_at=row["started_at"],
+        seen_ago_s=row["seen_ago"],
+        published=row["published"],
+        lag_ms=row["lag_ms"],
+        last_error=row["last_error"],
+        last_error_at=row["last_error_at"],
+    )

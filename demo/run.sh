@@ -64,7 +64,7 @@ psql "$DEMO_DSN" -q -v ON_ERROR_STOP=1 -f demo/schema.sql
 echo "==> starting the Socket.IO server, the cdc-sio daemon and the app (logs in $LOGS/)"
 start socketio "listening on" env PORT="${DEMO_SOCKETIO_PORT:-3000}" REDIS_URL="$DEMO_REDIS_URL" \
     SOCKETIO_KEY="$DEMO_SOCKETIO_KEY" APP_URL="${APP_URL%/}" node demo/socketio/server.js
-start cdc-sio "role=leader" .venv/bin/cdc-sio run --config demo/cdc-sio.toml
+start cdc-sio "ready role=leader" env CDC_SIO_LOG_FORMAT=text .venv/bin/cdc-sio run --config demo/cdc-sio.toml
 start app "listening on" .venv/bin/python demo/app/things_app.py --dsn "$DEMO_DSN" --port "${DEMO_APP_PORT:-8000}"
 
 cat <<EOT

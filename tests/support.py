@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import secrets
 import socket
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -67,7 +71,13 @@ async def new_database(setup_sql: str = THINGS_DDL) -> AsyncIterator[str]:
 
 
 def make_config(
-    dsn: str, key: str, *tables: dict[str, Any], socketio: dict[str, Any] | None = None, **daemon_settings: Any
+    dsn: str,
+    key: str,
+    *tables: dict[str, Any],
+    socketio: dict[str, Any] | None = None,
+    redis_url: str = REDIS_URL,
+    http: str | None = None,
+    **daemon_settings: Any,
 ) -> Config:
     """A config on the test's database; *socketio* replaces the default classic target on *key*."""
     if not tables:
@@ -81,11 +91,13 @@ def make_config(
         )
     document = {
         "postgres": {"dsn": dsn},
-        "redis": {"url": REDIS_URL},
+        "redis": {"url": redis_url},
         "socketio": socketio or {"key": key},
         "daemon": {"poll_interval": 0.2, **daemon_settings},
         "tables": list(tables),
     }
+    if http is not None:
+        document["http"] = {"listen": http}
     return parse_config(document, "test.toml", {})
 
 
@@ -98,12 +110,13 @@ async def migrate_database(config: Config) -> list[migrate.Step]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(config: Config) -> AsyncIterator[asyncio.Task[None]]:
+async def running_daemon(config: Config | daemon.Daemon) -> AsyncIterator[daemon.Daemon]:
     """The daemon as a task of this event loop, stopped (and checked for errors) afterwards."""
+    service = config if isinstance(config, daemon.Daemon) else daemon.Daemon(config)
     stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(config, stop))
+    task = asyncio.create_task(service.run(stop))
     try:
-        yield task
+        yield service
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
@@ -112,9 +125,9 @@ async def running_daemon(config: Config) -> AsyncIterator[asyncio.Task[None]]:
 class Subscriber:
     """Everything published on ``<key>#*``, decoded, in arrival order."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, url: str = REDIS_URL) -> None:
         self.key = key
-        self.client = redis.Redis.from_url(REDIS_URL)
+        self.client = redis.Redis.from_url(url)
         self.pubsub = self.client.pubsub()
         self.received: asyncio.Queue[tuple[str, Emission]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
@@ -169,3 +182,122 @@ def row_of(emission: Emission) -> dict[str, Any]:
 def meta_of(emission: Emission) -> dict[str, Any]:
     meta: dict[str, Any] = emission.args[1]
     return meta
+
+
+class LogEvents(logging.Handler):
+    """The structured events logged under ``cdc_sio`` (at DEBUG and up), to count and to wait for."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            self.events.append((str(record.msg), fields))
+            self._changed.set()
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [fields for event, fields in self.events if event == name]
+
+    async def wait(self, name: str, count: int = 1, timeout: float = 20.0) -> dict[str, Any]:
+        """The fields of the *count*-th event called *name*, waiting for it if it has not happened yet."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.named(name)) < count:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"no {count}. {name!r} within {timeout} s; seen: {self.events}") from None
+        return self.named(name)[count - 1]
+
+
+def write_config_file(
+    path: Path, dsn: str, key: str, *, events: str = "Thing", redis_url: str = REDIS_URL, **daemon_settings: Any
+) -> Path:
+    """A TOML config for a daemon subprocess: table things, room thing:{id}, events <events>::create/update."""
+    settings = {"poll_interval": 0.2, **daemon_settings}
+    path.write_text(
+        f'[postgres]\ndsn = "{dsn}"\n[redis]\nurl = "{redis_url}"\n[socketio]\nkey = "{key}"\n[daemon]\n'
+        + "".join(f"{name} = {value}\n" for name, value in settings.items())
+        + '[[tables]]\ntable = "things"\nrooms = ["thing:{id}"]\n'
+        + f'[tables.events]\ninsert = "{events}::create"\nupdate = "{events}::update"\n'
+    )
+    return path
+
+
+class DaemonProcess:
+    """``cdc-sio run`` as a subprocess with a NOTIFY_SOCKET of its own; its JSON log lines and notifications."""
+
+    def __init__(self, config_path: Path, **environment: str) -> None:
+        self.config_path = config_path
+        self.environment = environment
+        self.socket_name = f"cdc-sio-test-{secrets.token_hex(6)}"
+        self.notifications: asyncio.Queue[str] = asyncio.Queue()
+        self.logs = LogEvents()
+        self.stderr: list[str] = []
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.receiver.bind("\0" + self.socket_name)
+        self.receiver.setblocking(False)
+        asyncio.get_running_loop().add_reader(self.receiver, self._received)
+        environment = {**os.environ, "NOTIFY_SOCKET": "@" + self.socket_name, **self.environment}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cdc_sio", "run", "--config", str(self.config_path),
+            env=environment, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read_logs())
+
+    def _received(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.notifications.put_nowait(self.receiver.recv(4096).decode())
+
+    async def _read_logs(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        async for line in self.process.stderr:
+            text = line.decode()
+            self.stderr.append(text)
+            with contextlib.suppress(ValueError):
+                entry = json.loads(text)
+                fields = {k: v for k, v in entry.items() if k not in ("ts", "level", "logger", "event")}
+                self.logs.emit(_record(entry["event"], fields))
+
+    async def notification(self, prefix: str, timeout: float = 30.0) -> list[str]:
+        """Every notification up to and including the first that starts with *prefix*."""
+        seen = []
+        async with asyncio.timeout(timeout):
+            while not (seen and seen[-1].startswith(prefix)):
+                seen.append(await self.notifications.get())
+        return seen
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def send_signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    async def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await asyncio.wait_for(self._reader, timeout)
+        return code
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.wait()
+        asyncio.get_running_loop().remove_reader(self.receiver)
+        self.receiver.close()
+
+
+def _record(event: str, fields: dict[str, Any]) -> logging.LogRecord:
+    record = logging.LogRecord("cdc_sio", logging.INFO, __file__, 0, event, None, None)
+    record.fields = fields
+    return record

@@ -53,6 +53,7 @@ async def test_alembic_upgrade_installs_capture_and_downgrade_removes_it(tmp_pat
         assert [r[0] for r in await connection.fetch("SELECT version FROM cdc_sio.schema_migrations ORDER BY 1")] == [
             1,
             2,
+            3,
         ]
         code = await asyncio.create_subprocess_exec(sys.executable, "-m", "cdc_sio", "check", "--config", str(config))
         assert await asyncio.wait_for(code.wait(), 60) == 0  # the same install as migrate: no drift

@@ -15,8 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.reliability.faults import Run, run_scenario
+from tests.reliability.faults import Fault, Run, StreamObserver, run_scenario
 from tests.reliability.workload import Report
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.interop
 
@@ -75,6 +76,34 @@ async def kill_the_active_of_two(run: Run) -> None:
     await run.at(0.5)
     await run.kill(run.daemons[0])
     assert standby.returncode is None
+
+
+def restart_redis(redis: RedisServer, times: int = 3) -> Fault:
+    """Kill the daemon's Redis (SIGKILL) and start it again, *times* times during the workload."""
+
+    async def fault(run: Run) -> None:
+        for i in range(times):
+            await run.at((i + 1) / (times + 1))
+            await redis.stop()
+            await run.at((i + 1.3) / (times + 1))
+            await redis.start()
+
+    fault.__name__ = f"restart_redis_x{times}"
+    return fault
+
+
+async def test_redis_restarts_lose_nothing_cdc_sio_published(dsn: str, key: str, tmp_path: Path) -> None:
+    """Observed through the Redis Streams target on a Redis that persists what it acknowledges."""
+    redis = RedisServer("--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path))
+    await redis.start()
+    try:
+        fault = restart_redis(redis)
+        report = await asyncio.wait_for(
+            run_scenario(dsn, key, tmp_path, fault, observer=StreamObserver(redis)), timeout=600
+        )
+    finally:
+        await redis.stop()
+    assert_invariants(report, fault.__name__, crashes=True)
 
 
 @pytest.mark.parametrize(

@@ -246,3 +246,27 @@ def test_every_key_the_parser_accepts_is_documented_in_the_example() -> None:
     ]:
         missing = _accepted_keys(document, path) - documented.get(section, set())
         assert not missing, f"[{section}] accepts {sorted(missing)}, which config.example.toml does not show"
+
+
+def test_daemon_operation_keys_and_http_address() -> None:
+    """Shutdown timeout, probe and summary intervals have defaults; http.listen takes host:port or [v6]:port."""
+    config = parse_config(minimal(), "app.toml", {})
+    daemon = config.daemon
+    assert (daemon.shutdown_timeout, daemon.probe_interval, daemon.summary_interval) == (10.0, 5.0, 60.0)
+    assert config.http.listen is None
+    document = {**minimal(), "http": {"listen": "[::1]:9464"}, "daemon": {"shutdown_timeout": 3}}
+    config = parse_config(document, "app.toml", {})
+    assert config.http.listen == ("::1", 9464) and config.daemon.shutdown_timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"http": {"listen": "9464"}}, "app.toml: http.listen: '9464' is not 'host:port'"),
+        ({"http": {"listen": "localhost:99999"}}, "app.toml: http.listen: 'localhost:99999' is not 'host:port'"),
+        ({"http": {"port": 1}}, "app.toml: http.port: unknown key (allowed: listen)"),
+        ({"daemon": {"probe_interval": 0}}, "app.toml: daemon.probe_interval: must be at least 0.05"),
+    ],
+)
+def test_bad_operation_keys_are_named(section: dict[str, Any], message: str) -> None:
+    assert error_of({**minimal(), **section}).startswith(message)

@@ -1,0 +1,93 @@
+"""One batch: claim the oldest changes, route and encode them, publish them under the leader's fence, commit.
+
+A row that cannot be routed or encoded is parked with its reason; any other error rolls the whole
+batch back, so its changes wait to be published again (at least once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+
+import asyncpg
+
+from cdc_sio import capture, logs, publish
+from cdc_sio.catalog import TableShapes
+from cdc_sio.config import Config
+from cdc_sio.emitter import Batch, Emitter, Encoded
+from cdc_sio.errors import EncodingError
+from cdc_sio.routing import Change, Emission, route, too_large
+from cdc_sio.templates import TemplateError
+
+log = logs.get("cdc_sio.daemon")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one claimed batch became; filled in as it goes, so a failed batch still says what it claimed."""
+
+    changes: int = 0
+    messages: int = 0
+    captured: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes claimed
+    published: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
+    parked: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
+    no_receivers: Counter[str] = dataclasses.field(default_factory=Counter)  # namespace -> PUBLISH commands
+    lags: list[float] = dataclasses.field(default_factory=list)  # seconds from commit to publish
+
+
+async def publish_batch(
+    config: Config,
+    shapes: TableShapes,
+    worker: asyncpg.Connection,
+    emitter: Emitter,
+    outcome: Outcome,
+    *,
+    commit_timestamps: bool,
+    fence: publish.Fence,
+) -> None:
+    """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
+    async with worker.transaction():
+        records = await capture.claim_batch(worker, config.daemon.batch_size, commit_timestamps=commit_timestamps)
+        outcome.changes = len(records)
+        outcome.captured.update(record["table_name"] for record in records)
+        published = []
+        messages = emitter.batch()
+        namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, in the order of its commands
+        for record in records:
+            try:
+                change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
+                emissions = route(change, config, shapes.keys)
+                encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
+            except Exception as error:  # one bad row must never stop the stream: park it, with the reason
+                reason = (
+                    str(error)
+                    if isinstance(error, TemplateError | EncodingError)
+                    else f"{type(error).__name__}: {error}"
+                )
+                log.error("change_parked", id=record["id"], table=record["table_name"], reason=reason)
+                await capture.park(worker, record, reason)
+                outcome.parked[record["table_name"]] += 1
+                continue
+            published.append(record)
+            messages.extend(encoded)
+            for emission, operation in zip(emissions, encoded, strict=True):
+                for index, _ in operation.commands:
+                    namespaces[index].append(emission.namespace)
+        outcome.messages = len(messages)
+        replies = await messages.send(fence)
+    now = datetime.now(UTC)
+    outcome.published.update(record["table_name"] for record in published)
+    for index, client_replies in enumerate(replies):
+        pairs = zip(namespaces[index], client_replies, strict=True)
+        outcome.no_receivers.update(namespace for namespace, reply in pairs if reply == 0)
+    outcome.lags = [(now - record["committed_at"]).total_seconds() for record in published]
+
+
+def encode(config: Config, messages: Batch, emission: Emission, change: Change, shapes: TableShapes) -> Encoded:
+    """The emission's commands; an event over ``max_event_bytes`` for any target becomes a marker with the row's key."""
+    encoded = messages.encode(emission)
+    if encoded.size > config.daemon.max_event_bytes:
+        log.warning("event_too_large", id=change.id, table=change.table, bytes=encoded.size)
+        encoded = messages.encode(too_large(emission, change, shapes.keys.get(change.table, ()), encoded.size))
+    return encoded
