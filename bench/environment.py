@@ -235,7 +235,7 @@ class DaemonProcess:
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.lines.append(line)
-            if "connected role=leader" in line:
+            if '"event": "ready"' in line and '"role": "leader"' in line:
                 self._leading.set()
 
     async def ready(self) -> None:
