@@ -33,7 +33,7 @@ from cdc_sio.health import Health
 from cdc_sio.metrics import Metrics
 from cdc_sio.migrate import migrations, validate
 from cdc_sio.pump import Pace
-from cdc_sio.supervision import RECOVERABLE, Backoff, Lost, cancel, close, wait_for
+from cdc_sio.supervision import RECOVERABLE, Backoff, Lost, cancel, close, refused_credentials, wait_for
 from cdc_sio.systemd import Notifier
 
 log = logs.get("cdc_sio.daemon")
@@ -133,6 +133,9 @@ class Daemon:
                 if await self._session(self.config, emitter, stop, once=once):
                     return
             except RECOVERABLE as error:
+                if (refusal := refused_credentials(error)) is not None:
+                    key = "redis.url" if isinstance(error, RedisError) else "postgres.dsn"
+                    raise ConfigError(f"{self.config.source}: {key}: {logs.describe_error(refusal)}") from None
                 self._outage(error)
                 await wait_for(stop, self.backoff.next_delay())
             finally:

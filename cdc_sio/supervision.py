@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 
 import asyncpg
+import redis.exceptions
 import sqlalchemy.exc
 from redis.exceptions import RedisError
+
+# What a retry cannot cure: a wrong password or user, a role without the rights, a certificate
+# that does not verify. The daemon stops with exit code 78, naming the setting, instead of retrying.
+REFUSED_CREDENTIALS = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.NoPermissionError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    ssl.SSLCertVerificationError,
+)
+
+
+def refused_credentials(error: BaseException) -> BaseException | None:
+    """The credentials refusal behind *error* (client libraries wrap TLS errors in their own), if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, REFUSED_CREDENTIALS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
 
 # What a retry can cure: a service that went away, refused, timed out or broke a connection.
 RECOVERABLE = (
