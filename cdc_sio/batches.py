@@ -6,21 +6,24 @@ batch back, so its changes wait to be published again (at least once).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
-
-import asyncpg
 
 from cdc_sio import capture, logs, publish
 from cdc_sio.catalog import TableShapes
 from cdc_sio.config import Config
 from cdc_sio.emitter import Batch, Emitter, Encoded
 from cdc_sio.errors import EncodingError
+from cdc_sio.pump import Claims
 from cdc_sio.routing import Change, Emission, route, too_large
 from cdc_sio.templates import TemplateError
 
 log = logs.get("cdc_sio.daemon")
+
+YIELD_EVERY = 128  # changes encoded between two turns of the event loop
 
 
 @dataclasses.dataclass
@@ -39,22 +42,24 @@ class Outcome:
 async def publish_batch(
     config: Config,
     shapes: TableShapes,
-    worker: asyncpg.Connection,
+    claims: Claims,
     emitter: Emitter,
     outcome: Outcome,
     *,
-    commit_timestamps: bool,
     fence: publish.Fence,
 ) -> None:
     """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
-    async with worker.transaction():
-        records = await capture.claim_batch(worker, config.daemon.batch_size, commit_timestamps=commit_timestamps)
+    claim = await claims.next(config.daemon.batch_size)
+    try:
+        records = claim.records
         outcome.changes = len(records)
         outcome.captured.update(record["table_name"] for record in records)
         published = []
         messages = emitter.batch()
         namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, in the order of its commands
-        for record in records:
+        for number, record in enumerate(records, 1):
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let a claim made ahead reach PostgreSQL meanwhile
             try:
                 change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
                 emissions = route(change, config, shapes.keys)
@@ -66,7 +71,7 @@ async def publish_batch(
                     else f"{type(error).__name__}: {error}"
                 )
                 log.error("change_parked", id=record["id"], table=record["table_name"], reason=reason)
-                await capture.park(worker, record, reason)
+                await capture.park(claim.connection, record, reason)
                 outcome.parked[record["table_name"]] += 1
                 continue
             published.append(record)
@@ -76,6 +81,11 @@ async def publish_batch(
                     namespaces[index].append(emission.namespace)
         outcome.messages = len(messages)
         replies = await messages.send(fence)
+        await claim.transaction.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):  # a broken connection has rolled back already
+            await claim.transaction.rollback()
+        raise
     now = datetime.now(UTC)
     outcome.published.update(record["table_name"] for record in published)
     for index, client_replies in enumerate(replies):

@@ -21,6 +21,10 @@ from cdc_sio.values import decode_row
 WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
 _CLAIM_BATCH = sql_file("claim_batch.sql")
+# The claim made while the batch before it is still being published passes over that batch's rows
+# (locked by its DELETE); every older change is in that batch or published, so id order holds.
+_CLAIM_NEXT_BATCH = _CLAIM_BATCH.replace("ORDER BY id LIMIT $1)", "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)")
+assert _CLAIM_NEXT_BATCH != _CLAIM_BATCH
 _PARK_CHANGE = sql_file("park_change.sql")
 _BACKLOG = sql_file("backlog.sql")
 _RECORD_DAEMON = sql_file("record_daemon.sql")
@@ -35,9 +39,20 @@ async def commit_timestamps_enabled(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT current_setting('track_commit_timestamp')::boolean") is True
 
 
-async def claim_batch(connection: asyncpg.Connection, limit: int, *, commit_timestamps: bool) -> list[Any]:
-    """Delete and return the oldest waiting changes; call inside the transaction that publishes them."""
-    return await connection.fetch(_CLAIM_BATCH, limit, commit_timestamps)  # type: ignore[no-any-return]
+async def claim_batch(
+    connection: asyncpg.Connection, limit: int, *, commit_timestamps: bool, skip_locked: bool = False
+) -> list[Any]:
+    """Delete and return the oldest waiting changes; call inside the transaction that publishes them.
+
+    *skip_locked*: pass over the changes of a batch claimed on another connection and not yet
+    committed (this needs the UPDATE privilege on cdc_sio.changes, as every row lock does).
+    """
+    sql = _CLAIM_NEXT_BATCH if skip_locked else _CLAIM_BATCH
+    return await connection.fetch(sql, limit, commit_timestamps)  # type: ignore[no-any-return]
+
+
+async def can_skip_locked(connection: asyncpg.Connection) -> bool:
+    return await connection.fetchval("SELECT has_table_privilege('cdc_sio.changes', 'UPDATE')") is True
 
 
 def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:

@@ -32,7 +32,7 @@ from cdc_sio.errors import ConfigError
 from cdc_sio.health import Health
 from cdc_sio.metrics import Metrics
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.pump import Pace
+from cdc_sio.pump import Claims, Pace
 from cdc_sio.supervision import RECOVERABLE, Backoff, Lost, cancel, close, refused_credentials, wait_for
 from cdc_sio.systemd import Notifier
 
@@ -201,34 +201,39 @@ class Daemon:
         self._set_role("leader")
         commit_timestamps = await capture.commit_timestamps_enabled(worker)
         pace = Pace(worker, self.config.daemon.poll_interval)
+        ahead = None
+        if await capture.can_skip_locked(worker):
+            ahead = await pg.connect(config.postgres.dsn, "ahead", synchronous_commit=False)
+        claims = Claims([worker] if ahead is None else [worker, ahead], commit_timestamps=commit_timestamps)
 
         async def read() -> int:
-            outcome = await self.publish_batch(worker, emitter, commit_timestamps=commit_timestamps, fence=fence)
+            outcome = await self.publish_batch(claims, emitter, fence=fence)
             self._working()
             return outcome.changes
 
-        while not stop.is_set():
-            lost.check()
-            if self._must_reconnect(config):
-                return False
-            self._mark_ready()
-            changes = await read()
-            if changes == self.config.daemon.batch_size:
-                continue
-            if once:
-                return True
-            await pace.wait(changes, read, stop, wake, lost.event)
-        return True
+        try:
+            while not stop.is_set():
+                lost.check()
+                if self._must_reconnect(config):
+                    return False
+                self._mark_ready()
+                changes = await read()
+                if changes == self.config.daemon.batch_size:
+                    continue
+                if once:
+                    return True
+                await pace.wait(changes, read, stop, wake, lost.event)
+            return True
+        finally:
+            await claims.abandon()
+            if ahead is not None:
+                await close(ahead)
 
-    async def publish_batch(
-        self, worker: asyncpg.Connection, emitter: Emitter, *, commit_timestamps: bool, fence: publish.Fence
-    ) -> Outcome:
+    async def publish_batch(self, claims: Claims, emitter: Emitter, *, fence: publish.Fence) -> Outcome:
         started = time.monotonic()
         outcome = Outcome()
         try:
-            await batches.publish_batch(
-                self.config, self.shapes, worker, emitter, outcome, commit_timestamps=commit_timestamps, fence=fence
-            )
+            await batches.publish_batch(self.config, self.shapes, claims, emitter, outcome, fence=fence)
         except RECOVERABLE:
             self.metrics.failed.inc(outcome.changes)
             raise

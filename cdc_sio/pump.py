@@ -1,4 +1,4 @@
-"""When the leader reads the change log next: at once while changes flow, on a NOTIFY once idle.
+"""When and where the leader reads the change log: at once while changes flow, on a NOTIFY once idle.
 
 A NOTIFY at commit takes a cluster-wide lock, so notifying commits are serialised. The capture
 triggers therefore notify only while the daemon is idle, which it says by holding the idle lock
@@ -16,9 +16,13 @@ cannot go idle and keeps reading, at most ``SLOW_POLL`` seconds apart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from cdc_sio import capture
 from cdc_sio.supervision import wait_for
@@ -62,3 +66,52 @@ class Pace:
             await wait_for(stop, self.poll_interval, wake, lost)
         await capture.leave_idle(self.worker)
         self.empty_reads = self.refused = 0
+
+
+@dataclass
+class Claim:
+    """A batch deleted from the log in a transaction that is still open: it commits once published."""
+
+    connection: asyncpg.Connection
+    transaction: Transaction
+    records: list[Any]
+
+
+class Claims:
+    """Claims batches; after a full one it claims the next on the other connection while this one is
+    encoded and published (``FOR UPDATE SKIP LOCKED`` passes over the rows of the batch in flight),
+    so that PostgreSQL's work overlaps the daemon's. Batches are still published and committed one
+    after the other, in claim order; if one fails, the session ends and both claims roll back.
+    With one connection (no UPDATE privilege on cdc_sio.changes), one batch at a time.
+    """
+
+    def __init__(self, connections: Sequence[asyncpg.Connection], *, commit_timestamps: bool) -> None:
+        self.connections = tuple(connections)
+        self.commit_timestamps = commit_timestamps
+        self.ahead: asyncio.Task[Claim] | None = None
+        self.turn = 0
+
+    async def next(self, batch_size: int) -> Claim:
+        ahead, self.ahead = self.ahead, None
+        claim = await ahead if ahead is not None else await self._claim(batch_size, skip_locked=False)
+        if len(claim.records) == batch_size and len(self.connections) > 1:
+            self.ahead = asyncio.create_task(self._claim(batch_size, skip_locked=True))
+        return claim
+
+    async def abandon(self) -> None:
+        """Drop a claim made ahead: its transaction rolls back when its connection closes."""
+        if self.ahead is not None:
+            self.ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await self.ahead
+            self.ahead = None
+
+    async def _claim(self, batch_size: int, *, skip_locked: bool) -> Claim:
+        connection = self.connections[self.turn % len(self.connections)]
+        self.turn += 1
+        transaction = connection.transaction()
+        await transaction.start()
+        records = await capture.claim_batch(
+            connection, batch_size, commit_timestamps=self.commit_timestamps, skip_locked=skip_locked
+        )
+        return Claim(connection, transaction, records)
