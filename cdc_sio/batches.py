@@ -18,7 +18,7 @@ from cdc_sio.config import Config
 from cdc_sio.emitter import Batch, Emitter, Encoded
 from cdc_sio.errors import EncodingError
 from cdc_sio.pump import Claims
-from cdc_sio.routing import Change, Emission, route, too_large
+from cdc_sio.routing import Change, Emission, Router, too_large
 from cdc_sio.templates import TemplateError
 
 log = logs.get("cdc_sio.daemon")
@@ -57,12 +57,13 @@ async def publish_batch(
         published = []
         messages = emitter.batch()
         namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, in the order of its commands
+        route = Router(config, shapes.keys)
         for number, record in enumerate(records, 1):
             if number % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let a claim made ahead reach PostgreSQL meanwhile
             try:
                 change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
-                emissions = route(change, config, shapes.keys)
+                emissions = route(change)
                 encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
             except Exception as error:  # one bad row must never stop the stream: park it, with the reason
                 reason = (

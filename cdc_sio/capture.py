@@ -4,6 +4,7 @@ the health probe and the daemon's own row for ``cdc-sio status``."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import secrets
 from collections.abc import Collection
@@ -62,10 +63,16 @@ def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
         table=record["table_name"],
         op=record["op"],
         row=decode_row(record["data"], binary_columns),
-        committed_at=record["committed_at"].isoformat(),
+        committed_at=_isoformat(record["committed_at"]),
         old=None if old is None else decode_row(old, binary_columns),
         routes=None if routes is None else tuple(routes),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _isoformat(moment: datetime) -> str:
+    """The changes of one statement share their time: each is formatted once."""
+    return moment.isoformat()
 
 
 async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import socket
@@ -40,6 +41,11 @@ log = logs.get("cdc_sio.daemon")
 
 QUERY_TIMEOUT = 30.0  # the watcher's backlog query and its own row
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+# Each change allocates a few dozen short-lived objects; at the default threshold (700) the cyclic
+# collector would run every few changes (measured: a fifth of the daemon's CPU per change).
+GC_THRESHOLD = 50_000
 
 
 async def run(config: Config, stop: asyncio.Event, *, once: bool = False) -> None:
@@ -72,6 +78,7 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
         """Publish until *stop* is set; then finish the batch in flight within ``shutdown_timeout``."""
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         server = None
         if self.config.http.listen is not None:
             host, port = self.config.http.listen

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_sio.config import Config, Route, TableConfig
+from cdc_sio.config import OPERATIONS, Config, Route, TableConfig
 from cdc_sio.templates import Template, TemplateError
 
 
@@ -38,26 +38,37 @@ class Emission:
     compress: bool | None = None  # None: the server's default (per-message deflate)
 
 
-def route(change: Change, config: Config, primary_keys: Mapping[str, tuple[str, ...]]) -> list[Emission]:
-    """The events for *change*; none when its table or operation is no longer configured.
+class Router:
+    """Turns changes into emissions, with each table's routes per operation looked up once."""
 
-    *primary_keys* gives each table's key columns ("schema.table" -> columns), for the
-    ``changes`` and ``flag`` payloads.
-    """
-    table = next((t for t in config.tables if str(t.table) == change.table), None)
-    if table is None:
-        return []
-    meta = {"id": change.id, "op": change.op, "table": change.table, "committed_at": change.committed_at}
-    if change.op == "truncate":
-        if table.truncate_event is None:
+    def __init__(self, config: Config, primary_keys: Mapping[str, tuple[str, ...]]) -> None:
+        """*primary_keys* gives each table's key columns ("schema.table" -> columns), for the
+        ``changes`` and ``flag`` payloads."""
+        self.tables = {str(t.table): t for t in config.tables}
+        self.routes = {(name, op): t.routes_for(op) for name, t in self.tables.items() for op in OPERATIONS}
+        self.primary_keys = primary_keys
+
+    def __call__(self, change: Change) -> list[Emission]:
+        """The events for *change*; none when its table or operation is no longer configured."""
+        table = self.tables.get(change.table)
+        if table is None:
             return []
-        return [Emission(table.truncate_namespace, table.truncate_rooms, table.truncate_event, ({}, meta))]
-    key = primary_keys.get(change.table, ())
-    emissions: list[Emission] = []
-    for route_ in table.routes_for(change.op):
-        if change.routes is None or route_.name in change.routes:
-            emissions += _route_emissions(change, table, route_, key, meta)
-    return emissions
+        meta = {"id": change.id, "op": change.op, "table": change.table, "committed_at": change.committed_at}
+        if change.op == "truncate":
+            if table.truncate_event is None:
+                return []
+            return [Emission(table.truncate_namespace, table.truncate_rooms, table.truncate_event, ({}, meta))]
+        key = self.primary_keys.get(change.table, ())
+        emissions: list[Emission] = []
+        for route_ in self.routes.get((change.table, change.op), ()):
+            if change.routes is None or route_.name in change.routes:
+                emissions += _route_emissions(change, table, route_, key, meta)
+        return emissions
+
+
+def route(change: Change, config: Config, primary_keys: Mapping[str, tuple[str, ...]]) -> list[Emission]:
+    """The events for one *change* (see Router)."""
+    return Router(config, primary_keys)(change)
 
 
 def _route_emissions(
@@ -103,7 +114,7 @@ def _rooms(templates: tuple[Template, ...], row: Mapping[str, Any]) -> tuple[str
 
 
 def _event(template: Template, row: Mapping[str, Any], change: Change) -> str:
-    event = template.render({**row, "$table": change.table, "$op": change.op})
+    event = template.literal or template.render({**row, "$table": change.table, "$op": change.op})
     if event is None:
         raise TemplateError(f"event template {template.text!r}: a column it names is NULL")
     return event

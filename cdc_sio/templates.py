@@ -20,6 +20,7 @@ class TemplateError(ValueError):
 class Template:
     text: str
     parts: tuple[tuple[bool, str], ...]  # (is_column, literal text or column name)
+    literal: str | None = None  # the rendered text of a template that names no column
 
     @classmethod
     def parse(cls, text: str) -> Template:
@@ -50,7 +51,9 @@ class Template:
                 i += 1
         if literal:
             parts.append((False, "".join(literal)))
-        return cls(text, tuple(parts))
+        if any(is_column for is_column, _ in parts):
+            return cls(text, tuple(parts))
+        return cls(text, tuple(parts), "".join(value for _, value in parts))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -58,6 +61,8 @@ class Template:
 
     def render(self, row: Mapping[str, Any]) -> str | None:
         """The room for *row*, or None when a referenced column is NULL (the row is in no such room)."""
+        if self.literal is not None:
+            return self.literal
         out: list[str] = []
         for is_column, value in self.parts:
             if not is_column:

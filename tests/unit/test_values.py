@@ -18,3 +18,10 @@ def test_numbers_javascript_would_round_travel_as_strings_with_every_digit() -> 
 def test_bytea_columns_become_bytes() -> None:
     row = decode_row('{"blob": "\\\\x0102ff", "text": "\\\\x01"}', binary_columns={"blob"})
     assert row == {"blob": b"\x01\x02\xff", "text": "\\x01"}
+
+
+def test_integers_inside_json_columns_and_json_string_rows_keep_every_digit_too() -> None:
+    text = '{"doc": {"ids": [1, 9007199254740993, {"n": -9007199254740993}]}, "ok": true, "n": 2}'
+    row = decode_row(text)
+    assert row == {"doc": {"ids": [1, "9007199254740993", {"n": "-9007199254740993"}]}, "ok": True, "n": 2}
+    assert decode_row('"{\\"id\\": 9007199254740993}"') == {"id": "9007199254740993"}
