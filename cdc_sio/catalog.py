@@ -68,7 +68,7 @@ def _reflect(connection: Connection, tables: Sequence[TableName]) -> dict[TableN
 def capture_triggers(config: Config, infos: Mapping[TableName, TableInfo | None]) -> dict[TableName, TableTriggers]:
     """The capture DDL of every configured table that exists."""
     return {
-        t.table: table_triggers(t, primary_key(t, info), raw_json_columns=info.columns if info.raw_json else None)
+        t.table: table_triggers(t, raw_json_columns=info.columns if info.raw_json else None)
         for t in config.tables
         if (info := infos.get(t.table)) is not None
     }

@@ -97,20 +97,17 @@ def drift(expected: TableTriggers, installed: Mapping[str, Any]) -> str | None:
     return None
 
 
-def table_triggers(
-    config: TableConfig, primary_key: Sequence[str], *, raw_json_columns: Sequence[str] | None = None
-) -> TableTriggers:
+def table_triggers(config: TableConfig, *, raw_json_columns: Sequence[str] | None = None) -> TableTriggers:
     """The function and triggers for *config*.
 
-    *primary_key* pairs the old and new rows of an UPDATE. *raw_json_columns* is given for a table
-    whose row holds the json type, whose content jsonb may refuse (``\\u0000``, a lone surrogate):
-    such rows are written as JSON text inside a jsonb string, built from these columns, so that no
-    value can make the application's write fail.
+    *raw_json_columns* is given for a table whose row holds the json type, whose content jsonb may
+    refuse (``\\u0000``, a lone surrogate): such rows are written as JSON text inside a jsonb
+    string, built from these columns, so that no value can make the application's write fail.
     """
     table = config.table
     function = f"cdc_sio.{quote_ident(function_name(table))}"
     raw = None if raw_json_columns is None else tuple(c for c in raw_json_columns if c not in config.exclude_columns)
-    shape = _Shape(config, tuple(primary_key), raw)
+    shape = _Shape(config, raw)
     branches = [(op, shape.capture_sql(op)) for op in config.operations]
     if config.truncate_event is not None:
         branches.append(
@@ -163,18 +160,18 @@ def _name(config: TableConfig) -> str:
 @dataclass(frozen=True, slots=True)
 class _Shape:
     config: TableConfig
-    primary_key: tuple[str, ...]
     raw_json_columns: tuple[str, ...] | None  # PostgreSQL parses json when it reads it: never do
 
-    def row(self, alias: str) -> str:
-        """The row as the change log stores it, without the excluded columns."""
+    def row(self, alias: str, whole: str) -> str:
+        """The row as the change log stores it, without the excluded columns; *whole* is the row as
+        one value, *alias* the relation whose columns are the row's."""
         if self.raw_json_columns is not None:
             if not self.config.exclude_columns:
-                return f"to_jsonb(row_to_json({alias}.*)::text)"
+                return f"to_jsonb(row_to_json({whole})::text)"
             columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
             return f"to_jsonb((SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
         excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
-        return f"to_jsonb({alias}.*) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({alias}.*)"
+        return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
 
     def changed(self, column: str) -> str:
         if self.raw_json_columns is not None:
@@ -199,22 +196,27 @@ class _Shape:
             where = ["cardinality(m.routes) > 0"]
         head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)"
         if op == "update":
-            pairs = " AND ".join(f"new.{quote_ident(c)} = old.{quote_ident(c)}" for c in self.primary_key)
+            # A statement's old and new rows are paired by position: PostgreSQL adds each updated
+            # row's old and new version to the two transition tables one after the other. Pairing
+            # by key would pair wrongly when the statement changes keys (SET id = id + 10).
             return [
                 head,
                 f"SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes",
-                "FROM new_rows AS new",
-                f"LEFT JOIN old_rows AS old ON {pairs}",
+                "FROM (SELECT cdc_sio_new, row_number() OVER () AS i FROM new_rows AS cdc_sio_new) AS n",
+                "LEFT JOIN (SELECT cdc_sio_old, row_number() OVER () AS i FROM old_rows AS cdc_sio_old) AS o"
+                " ON n.i = o.i",
+                "CROSS JOIN LATERAL (SELECT (n.cdc_sio_new).*) AS new",
+                "CROSS JOIN LATERAL (SELECT (o.cdc_sio_old).*) AS old",
                 # OFFSET 0 keeps each row's jsonb computed once: flattened, every use of j.* recomputes it.
-                f"CROSS JOIN LATERAL (SELECT {self.row('new')} AS new_data, {self.row('old')} AS old_data"
-                " OFFSET 0) AS j",
+                f"CROSS JOIN LATERAL (SELECT {self.row('new', 'n.cdc_sio_new')} AS new_data,"
+                f" {self.row('old', 'o.cdc_sio_old')} AS old_data OFFSET 0) AS j",
                 f"CROSS JOIN LATERAL (SELECT {routes_sql}) AS m",
                 "WHERE " + " AND ".join(["j.new_data IS DISTINCT FROM j.old_data", *where]),
             ]
         alias = _ROW_ALIAS[op]
         return [
             head,
-            f"SELECT {_name(config)}, '{op}', {self.row(alias)}, NULL, m.routes",
+            f"SELECT {_name(config)}, '{op}', {self.row(alias, f'{alias}.*')}, NULL, m.routes",
             f"FROM {alias}_rows AS {alias}",
             f"CROSS JOIN LATERAL (SELECT {routes_sql}) AS m",
             *(f"WHERE {w}" for w in where),

@@ -137,6 +137,25 @@ async def test_a_row_moving_to_another_room_tells_the_old_room(
     assert await db.fetchval("SELECT count(*) FROM cdc_sio.changes") == 0
 
 
+async def test_a_statement_that_changes_keys_pairs_each_new_row_with_its_own_old_row(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """Paired by key, the new rows 11..13 would have no old row, and rooms thing:1..3 would never
+    hear that their rows left."""
+    config = make_config(dsn, key, things(payload="changes"))
+    await migrate_database(config)
+    await db.execute("INSERT INTO things (id, name) SELECT g, 'n' || g FROM generate_series(1, 3) g")
+    await publish_waiting(config)
+    await drain(subscriber)
+    await db.execute("UPDATE things SET id = id + 10")
+    await publish_waiting(config)
+    published = {(e.event, e.rooms): (e.args[0], meta_of(e).get("left", False)) for e in await drain(subscriber)}
+    assert published == {
+        **{("u", (f"thing:{i + 10}",)): ({"id": i + 10}, False) for i in (1, 2, 3)},
+        **{("d", (f"thing:{i}",)): ({"id": i}, True) for i in (1, 2, 3)},
+    }
+
+
 @pytest.mark.parametrize(
     ("payload", "include_old", "expected_row", "expected_old"),
     [
