@@ -107,8 +107,14 @@ def _route_emissions(
 
 def _rooms(templates: tuple[Template, ...], row: Mapping[str, Any]) -> tuple[str, ...] | None:
     """The rooms for *row*: () for no templates (the whole namespace); None if every room is NULL."""
-    rooms = dict.fromkeys(room for t in templates if (room := t.render(row)) is not None)
-    if templates and not rooms:
+    if not templates:
+        return ()
+    rooms: list[str] = []
+    for template in templates:
+        room = template.render(row)
+        if room is not None and room not in rooms:
+            rooms.append(room)
+    if not rooms:
         return None  # every room column is NULL: the row is in no room, not in all of them
     return tuple(rooms)
 

@@ -68,13 +68,16 @@ class Template:
             if not is_column:
                 out.append(value)
                 continue
-            if value not in row:
-                raise TemplateError(f"template {self.text!r}: the row has no column {value!r}")
-            cell = row[value]
+            cell = row.get(value, _MISSING)
             if cell is None:
                 return None
+            if cell is _MISSING:
+                raise TemplateError(f"template {self.text!r}: the row has no column {value!r}")
             out.append(_room_text(cell))
         return "".join(out)
+
+
+_MISSING = object()
 
 
 def _room_text(value: object) -> str:
