@@ -59,13 +59,13 @@ async def can_skip_locked(connection: asyncpg.Connection) -> bool:
 def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
     old, routes = record["old"], record["routes"]
     return Change(
-        id=record["id"],
-        table=record["table_name"],
-        op=record["op"],
-        row=decode_row(record["data"], binary_columns),
-        committed_at=_isoformat(record["committed_at"]),
-        old=None if old is None else decode_row(old, binary_columns),
-        routes=None if routes is None else tuple(routes),
+        record["id"],
+        record["table_name"],
+        record["op"],
+        decode_row(record["data"], binary_columns),
+        _isoformat(record["committed_at"]),
+        None if old is None else decode_row(old, binary_columns),
+        None if routes is None else tuple(routes),
     )
 
 

@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from cdc_sio import publish
 from cdc_sio.commands import commands
@@ -59,16 +59,11 @@ class _Destinations:
         self.owned = owned
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
+class Encoded(NamedTuple):
     """One operation's Redis commands for every target (as ``(client index, command)``), not yet published."""
 
     commands: tuple[tuple[int, Command], ...]
-
-    @property
-    def size(self) -> int:
-        """The largest payload among the targets' commands, in bytes."""
-        return max((len(c[-1]) for _, c in self.commands if isinstance(c[-1], bytes)), default=0)
+    size: int  # the largest payload among the targets' commands, in bytes
 
 
 class Batch:
@@ -80,13 +75,15 @@ class Batch:
 
     def encode(self, operation: Operation) -> Encoded:
         """The operation's commands for every target; EncodingError if any target refuses it."""
-        return Encoded(
-            tuple(
-                (index, command)
-                for index, target in self._destinations.routes
-                for command in commands(target, operation)
-            )
-        )
+        encoded = []
+        size = 0
+        for index, target in self._destinations.routes:
+            for command in commands(target, operation):
+                encoded.append((index, command))
+                payload = command[-1]
+                if isinstance(payload, bytes) and len(payload) > size:
+                    size = len(payload)
+        return Encoded(tuple(encoded), size)
 
     def extend(self, encoded: Iterable[Encoded]) -> None:
         for operation in encoded:

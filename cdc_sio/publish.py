@@ -151,7 +151,14 @@ def _evalsha_request(fence: Fence, chunk: list[tuple[bytes, int]]) -> bytes:
 
 def _packed(command: Command) -> bytes:
     """A command as the script's arguments: its length, then each part, as RESP bulk strings."""
+    if len(command) == 3 and command[0] == "PUBLISH":  # nearly every command: one format, no joins
+        channel, message = command[1], command[2]
+        if isinstance(channel, bytes) and isinstance(message, bytes):
+            return _PUBLISH_PACKED % (len(channel), channel, len(message), message)
     return b"".join([_bulk(len(command)), *map(_bulk, command)])
+
+
+_PUBLISH_PACKED = b"$1\r\n3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
 
 
 def _chunks(packed: list[tuple[bytes, int]]) -> Iterator[list[tuple[bytes, int]]]:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cdc_sio.config import OPERATIONS, Config, Route, TableConfig
 from cdc_sio.templates import Template, TemplateError
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One committed row change, as read from the change log."""
+class Change(NamedTuple):
+    """One committed row change, as read from the change log (a named tuple: see Emission)."""
 
     id: int
     table: str  # "schema.table", as configured
@@ -25,9 +22,11 @@ class Change:
     routes: tuple[str, ...] | None = None  # the routes whose filters matched; None: every route of op
 
 
-@dataclass(frozen=True, slots=True)
-class Emission:
-    """One Socket.IO event to publish: ``io.of(namespace).to(*rooms).emit(event, *args)``."""
+class Emission(NamedTuple):
+    """One Socket.IO event to publish: ``io.of(namespace).to(*rooms).emit(event, *args)``.
+
+    A named tuple, like Change: one is built for every event, and a frozen dataclass takes four times as long.
+    """
 
     namespace: str
     rooms: tuple[str, ...]  # empty: every socket of the namespace
@@ -85,7 +84,7 @@ def _route_emissions(
                 rooms,
                 _event(route_.event, change.row, change),
                 (payload, full_meta),
-                except_rooms=_rooms(route_.except_rooms, change.row) or (),
+                _rooms(route_.except_rooms, change.row) or (),
             )
         )
     if change.op == "update" and change.old is not None and route_.rooms:
@@ -99,7 +98,7 @@ def _route_emissions(
                     left,
                     _event(route_.left_event, change.old, change),
                     (payload, {**meta, "left": True}),
-                    except_rooms=_rooms(route_.except_rooms, change.old) or (),
+                    _rooms(route_.except_rooms, change.old) or (),
                 )
             )
     return emissions
@@ -145,7 +144,7 @@ def _payload(strategy: str, change: Change, key: tuple[str, ...]) -> tuple[Any, 
 def too_large(emission: Emission, change: Change, key: tuple[str, ...], size: int) -> Emission:
     """The marker sent instead of an event over the size limit: the row's key, and ``too_large`` in the metadata."""
     ids = {column: change.row.get(column) for column in key}
-    return dataclasses.replace(emission, args=(ids, {**emission.args[1], "too_large": True, "bytes": size}))
+    return emission._replace(args=(ids, {**emission.args[1], "too_large": True, "bytes": size}))
 
 
 _MISSING = object()

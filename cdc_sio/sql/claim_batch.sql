@@ -13,7 +13,7 @@ SELECT
     data::text AS data,
     old::text AS old,
     routes,
-    captured_at,
+    captured_at::text AS captured_at,  -- only a parked change needs it, and text costs the daemon less
     CASE WHEN $2::boolean
         THEN coalesce(pg_xact_commit_timestamp((xid::text::bigint & 4294967295)::text::xid), captured_at)
         ELSE captured_at
