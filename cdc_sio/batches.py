@@ -1,13 +1,12 @@
-"""One batch: claim the oldest changes, route and encode them, publish them under the leader's fence, commit.
+"""One batch: read the oldest changes, route and encode them, publish them under the leader's fence.
 
-A row that cannot be routed or encoded is parked with its reason; any other error rolls the whole
-batch back, so its changes wait to be published again (at least once).
+A row that cannot be routed or encoded is parked with its reason; on any other error the batch's
+changes stay in the change log, to be published again (at least once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from cdc_sio.catalog import TableShapes
 from cdc_sio.config import Config
 from cdc_sio.emitter import Batch, Emitter, Encoded
 from cdc_sio.errors import EncodingError
-from cdc_sio.pump import Claims
+from cdc_sio.pump import LogReader
 from cdc_sio.routing import Change, Emission, Router, too_large
 from cdc_sio.templates import TemplateError
 
@@ -28,11 +27,11 @@ YIELD_EVERY = 128  # changes encoded between two turns of the event loop
 
 @dataclasses.dataclass
 class Outcome:
-    """What one claimed batch became; filled in as it goes, so a failed batch still says what it claimed."""
+    """What one batch became; filled in as it goes, so a failed batch still says what it read."""
 
     changes: int = 0
     messages: int = 0
-    captured: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes claimed
+    captured: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes read
     published: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
     parked: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
     no_receivers: Counter[str] = dataclasses.field(default_factory=Counter)  # namespace -> PUBLISH commands
@@ -42,51 +41,43 @@ class Outcome:
 async def publish_batch(
     config: Config,
     shapes: TableShapes,
-    claims: Claims,
+    reader: LogReader,
     emitter: Emitter,
     outcome: Outcome,
     *,
     fence: publish.Fence,
 ) -> None:
-    """Claim one batch, publish it, and commit; on any error the batch waits to be retried."""
-    claim = await claims.next(config.daemon.batch_size)
-    try:
-        records = claim.records
-        outcome.changes = len(records)
-        outcome.captured.update(record["table_name"] for record in records)
-        published = []
-        messages = emitter.batch()
-        namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, in the order of its commands
-        route = Router(config, shapes.keys)
-        for number, record in enumerate(records, 1):
-            if number % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let a claim made ahead reach PostgreSQL meanwhile
-            try:
-                change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
-                emissions = route(change)
-                encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
-            except Exception as error:  # one bad row must never stop the stream: park it, with the reason
-                reason = (
-                    str(error)
-                    if isinstance(error, TemplateError | EncodingError)
-                    else f"{type(error).__name__}: {error}"
-                )
-                log.error("change_parked", id=record["id"], table=record["table_name"], reason=reason)
-                await capture.park(claim.connection, record, reason)
-                outcome.parked[record["table_name"]] += 1
-                continue
-            published.append(record)
-            messages.extend(encoded)
-            for emission, operation in zip(emissions, encoded, strict=True):
-                for index, _ in operation.commands:
-                    namespaces[index].append(emission.namespace)
-        outcome.messages = len(messages)
-        replies = await messages.send(fence)
-        await claim.transaction.commit()
-    except BaseException:
-        with contextlib.suppress(Exception):  # a broken connection has rolled back already
-            await claim.transaction.rollback()
-        raise
+    """Read one batch and publish it; on any error its changes wait in the log to be retried."""
+    records = await reader.next(config.daemon.batch_size)
+    outcome.changes = len(records)
+    outcome.captured.update(record["table_name"] for record in records)
+    published = []
+    messages = emitter.batch()
+    namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, in the order of its commands
+    route = Router(config, shapes.keys)
+    for number, record in enumerate(records, 1):
+        if number % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # let a read ahead reach PostgreSQL meanwhile
+        try:
+            change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
+            emissions = route(change)
+            encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
+        except Exception as error:  # one bad row must never stop the stream: park it, with the reason
+            reason = (
+                str(error) if isinstance(error, TemplateError | EncodingError) else f"{type(error).__name__}: {error}"
+            )
+            log.error("change_parked", id=record["id"], table=record["table_name"], reason=reason)
+            await reader.park(record, reason)
+            outcome.parked[record["table_name"]] += 1
+            continue
+        published.append(record)
+        messages.extend(encoded)
+        for emission, operation in zip(emissions, encoded, strict=True):
+            for index, _ in operation.commands:
+                namespaces[index].append(emission.namespace)
+    outcome.messages = len(messages)
+    replies = await messages.send(fence)
+    reader.published_in_flight()
     now = datetime.now(UTC)
     outcome.published.update(record["table_name"] for record in published)
     for index, client_replies in enumerate(replies):

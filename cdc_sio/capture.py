@@ -1,4 +1,4 @@
-"""The PostgreSQL side of the daemon: wake-ups (LISTEN), the change log (claim, park), the leader lock,
+"""The PostgreSQL side of the daemon: wake-ups (LISTEN), the change log (read, park), the leader lock,
 the health probe and the daemon's own row for ``cdc-sio status``."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 import functools
 import itertools
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,11 +21,7 @@ from cdc_sio.values import decode_row
 
 WAKE_CHANNEL = "cdc_sio_v1"
 LEADER_LOCK = 0x63646373696F01  # held by the one daemon that publishes
-_CLAIM_BATCH = sql_file("claim_batch.sql")
-# The claim made while the batch before it is still being published passes over that batch's rows
-# (locked by its DELETE); every older change is in that batch or published, so id order holds.
-_CLAIM_NEXT_BATCH = _CLAIM_BATCH.replace("ORDER BY id LIMIT $1)", "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)")
-assert _CLAIM_NEXT_BATCH != _CLAIM_BATCH
+_READ_BATCH = sql_file("read_batch.sql")
 _PARK_CHANGE = sql_file("park_change.sql")
 _BACKLOG = sql_file("backlog.sql")
 _RECORD_DAEMON = sql_file("record_daemon.sql")
@@ -40,20 +36,16 @@ async def commit_timestamps_enabled(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT current_setting('track_commit_timestamp')::boolean") is True
 
 
-async def claim_batch(
-    connection: asyncpg.Connection, limit: int, *, commit_timestamps: bool, skip_locked: bool = False
+async def read_batch(
+    connection: asyncpg.Connection,
+    limit: int,
+    *,
+    commit_timestamps: bool,
+    pass_over: Sequence[int] = (),
+    delete: Sequence[int] = (),
 ) -> list[Any]:
-    """Delete and return the oldest waiting changes; call inside the transaction that publishes them.
-
-    *skip_locked*: pass over the changes of a batch claimed on another connection and not yet
-    committed (this needs the UPDATE privilege on cdc_sio.changes, as every row lock does).
-    """
-    sql = _CLAIM_NEXT_BATCH if skip_locked else _CLAIM_BATCH
-    return await connection.fetch(sql, limit, commit_timestamps)  # type: ignore[no-any-return]
-
-
-async def can_skip_locked(connection: asyncpg.Connection) -> bool:
-    return await connection.fetchval("SELECT has_table_privilege('cdc_sio.changes', 'UPDATE')") is True
+    """Delete the published changes *delete*, and return the oldest waiting changes but *pass_over*."""
+    return await connection.fetch(_READ_BATCH, limit, commit_timestamps, pass_over, delete)  # type: ignore[no-any-return]
 
 
 def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:

@@ -1,6 +1,6 @@
 """The daemon: wire the change log to Redis, keep doing it through outages, and show how it goes.
 
-One session = a LISTEN connection, a worker connection that holds the leader lock and claims
+One session = a LISTEN connection, a worker connection that holds the leader lock and reads
 batches, and the Redis clients of the targets. The listener is connected (and LISTENing) before the first
 read, so a change committed at any moment is either read now or announced later; polling
 every ``poll_interval`` covers a notification that never arrives. Beside the session, a
@@ -33,7 +33,7 @@ from cdc_sio.errors import ConfigError
 from cdc_sio.health import Health
 from cdc_sio.metrics import Metrics
 from cdc_sio.migrate import migrations, validate
-from cdc_sio.pump import Claims, Pace
+from cdc_sio.pump import LogReader, Pace
 from cdc_sio.supervision import RECOVERABLE, Backoff, Lost, cancel, close, refused_credentials, wait_for
 from cdc_sio.systemd import Notifier
 
@@ -99,7 +99,9 @@ class Daemon:
                 log.info("stopping", shutdown_timeout_s=timeout)
                 await asyncio.wait({work}, timeout=timeout)
             if not work.done():
-                log.warning("shutdown_timed_out", shutdown_timeout_s=timeout, batch="rolled back, published next run")
+                log.warning(
+                    "shutdown_timed_out", shutdown_timeout_s=timeout, batch="left in the log, published next run"
+                )
                 await cancel(work)
                 return
             await work
@@ -208,13 +210,10 @@ class Daemon:
         self._set_role("leader")
         commit_timestamps = await capture.commit_timestamps_enabled(worker)
         pace = Pace(worker, self.config.daemon.poll_interval)
-        ahead = None
-        if await capture.can_skip_locked(worker):
-            ahead = await pg.connect(config.postgres.dsn, "ahead", synchronous_commit=False)
-        claims = Claims([worker] if ahead is None else [worker, ahead], commit_timestamps=commit_timestamps)
+        reader = LogReader(worker, commit_timestamps=commit_timestamps)
 
         async def read() -> int:
-            outcome = await self.publish_batch(claims, emitter, fence=fence)
+            outcome = await self.publish_batch(reader, emitter, fence=fence)
             self._working()
             return outcome.changes
 
@@ -232,15 +231,13 @@ class Daemon:
                 await pace.wait(changes, read, stop, wake, lost.event)
             return True
         finally:
-            await claims.abandon()
-            if ahead is not None:
-                await close(ahead)
+            await reader.close()
 
-    async def publish_batch(self, claims: Claims, emitter: Emitter, *, fence: publish.Fence) -> Outcome:
+    async def publish_batch(self, reader: LogReader, emitter: Emitter, *, fence: publish.Fence) -> Outcome:
         started = time.monotonic()
         outcome = Outcome()
         try:
-            await batches.publish_batch(self.config, self.shapes, claims, emitter, outcome, fence=fence)
+            await batches.publish_batch(self.config, self.shapes, reader, emitter, outcome, fence=fence)
         except RECOVERABLE:
             self.metrics.failed.inc(outcome.changes)
             raise

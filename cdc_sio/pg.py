@@ -10,8 +10,8 @@ import asyncpg
 async def connect(dsn: str, role: str, *, synchronous_commit: bool = True) -> asyncpg.Connection:
     """A connection that operators can find in pg_stat_activity as ``cdc-sio:<role>``.
 
-    The daemon's claims commit with ``synchronous_commit = off``: a delete that a server crash
-    loses only publishes its batch again, and no commit of theirs waits for a WAL flush.
+    The daemon's deletes commit with ``synchronous_commit = off``: a delete that a server crash
+    loses only publishes its batch again, and none of them waits for a WAL flush.
     """
     settings = {"application_name": f"cdc-sio:{role}"}
     if not synchronous_commit:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import asyncpg
-from asyncpg.transaction import Transaction
 
 from cdc_sio import capture
 from cdc_sio.supervision import wait_for
@@ -68,50 +66,58 @@ class Pace:
         self.empty_reads = self.refused = 0
 
 
-@dataclass
-class Claim:
-    """A batch deleted from the log in a transaction that is still open: it commits once published."""
-
-    connection: asyncpg.Connection
-    transaction: Transaction
-    records: list[Any]
-
-
-class Claims:
-    """Claims batches; after a full one it claims the next on the other connection while this one is
-    encoded and published (``FOR UPDATE SKIP LOCKED`` passes over the rows of the batch in flight),
-    so that PostgreSQL's work overlaps the daemon's. Batches are still published and committed one
-    after the other, in claim order; if one fails, the session ends and both claims roll back.
-    With one connection (no UPDATE privilege on cdc_sio.changes), one batch at a time.
+class LogReader:
+    """Reads batches from the change log, oldest first, outside any transaction: each read also deletes
+    the changes published since the read before, so a batch costs PostgreSQL one statement. After a
+    full batch the next one is read while this one is published (passing over its changes). Changes
+    are deleted only once Redis accepted them; a crash before the next read publishes them again.
     """
 
-    def __init__(self, connections: Sequence[asyncpg.Connection], *, commit_timestamps: bool) -> None:
-        self.connections = tuple(connections)
+    def __init__(self, connection: asyncpg.Connection, *, commit_timestamps: bool) -> None:
+        self.connection = connection  # one statement at a time: a park waits for a read ahead
         self.commit_timestamps = commit_timestamps
-        self.ahead: asyncio.Task[Claim] | None = None
-        self.turn = 0
+        self.ahead: asyncio.Task[list[Any]] | None = None
+        self.in_flight: list[int] = []  # the ids of the batch being published
+        self.published: list[int] = []  # published, and deleted by the next read
 
-    async def next(self, batch_size: int) -> Claim:
+    async def next(self, batch_size: int) -> list[Any]:
+        """The next batch; call ``published_in_flight()`` once Redis accepted it."""
         ahead, self.ahead = self.ahead, None
-        claim = await ahead if ahead is not None else await self._claim(batch_size, skip_locked=False)
-        if len(claim.records) == batch_size and len(self.connections) > 1:
-            self.ahead = asyncio.create_task(self._claim(batch_size, skip_locked=True))
-        return claim
+        records = await (ahead if ahead is not None else self._read(batch_size))
+        self.in_flight = [record["id"] for record in records]
+        if len(records) == batch_size:
+            self.ahead = asyncio.create_task(self._read(batch_size))
+        return records
 
-    async def abandon(self) -> None:
-        """Drop a claim made ahead: its transaction rolls back when its connection closes."""
+    def published_in_flight(self) -> None:
+        self.published += self.in_flight
+        self.in_flight = []
+
+    async def park(self, record: Any, reason: str) -> None:
+        """Keep a change of the batch in flight as a dead letter; it is deleted with the batch."""
+        if self.ahead is not None:
+            await asyncio.wait([self.ahead])
+        await capture.park(self.connection, record, reason)
+
+    async def close(self) -> None:
+        """Stop reading ahead, and delete what was published (if that fails, it is published again)."""
         if self.ahead is not None:
             self.ahead.cancel()
             with contextlib.suppress(BaseException):
                 await self.ahead
             self.ahead = None
+        if self.published:
+            published, self.published = self.published, []
+            with contextlib.suppress(Exception):  # a broken connection: they wait, and go out again
+                await capture.read_batch(self.connection, 0, commit_timestamps=False, delete=published)
 
-    async def _claim(self, batch_size: int, *, skip_locked: bool) -> Claim:
-        connection = self.connections[self.turn % len(self.connections)]
-        self.turn += 1
-        transaction = connection.transaction()
-        await transaction.start()
-        records = await capture.claim_batch(
-            connection, batch_size, commit_timestamps=self.commit_timestamps, skip_locked=skip_locked
+    def _read(self, batch_size: int) -> Coroutine[Any, Any, list[Any]]:
+        """The read, its ids bound now: the ones it deletes are no longer this object's to delete."""
+        deleting, self.published = self.published, []
+        return capture.read_batch(
+            self.connection,
+            batch_size,
+            commit_timestamps=self.commit_timestamps,
+            pass_over=self.in_flight,
+            delete=deleting,
         )
-        return Claim(connection, transaction, records)

@@ -5,9 +5,7 @@
 -- catalog, records itself for `cdc-sio status` and raises the leader epoch when it takes the lock;
 -- it gets nothing on the application's tables.
 GRANT USAGE ON SCHEMA cdc_sio TO :"daemon_role";
--- UPDATE only for the row locks of FOR UPDATE SKIP LOCKED: with it the daemon claims the next batch
--- while one is being published (without it, one batch at a time); it updates no change.
-GRANT SELECT, UPDATE, DELETE ON cdc_sio.changes TO :"daemon_role";
+GRANT SELECT, DELETE ON cdc_sio.changes TO :"daemon_role";
 GRANT SELECT, INSERT, UPDATE ON cdc_sio.dead_letters TO :"daemon_role";
 GRANT SELECT ON cdc_sio.schema_migrations, cdc_sio.watched_tables TO :"daemon_role";
 GRANT SELECT, INSERT, UPDATE, DELETE ON cdc_sio.daemons TO :"daemon_role";

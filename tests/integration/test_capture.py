@@ -177,6 +177,8 @@ async def test_killed_connections_are_reopened_and_nothing_committed_meanwhile_i
         assert killed == 2
         await db.execute("INSERT INTO things (id) VALUES (2)")
         _, emission = await subscriber.next(timeout=15)
+        if row_of(emission)["id"] == 1:  # at least once: killed before its delete, it goes out again
+            _, emission = await subscriber.next(timeout=15)
         assert row_of(emission)["id"] == 2
         await db.execute("INSERT INTO things (id) VALUES (3)")
         _, emission = await subscriber.next(timeout=15)
