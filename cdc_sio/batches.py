@@ -77,7 +77,7 @@ async def publish_batch(
                 namespaces[index].append(emission.namespace)
     outcome.messages = len(messages)
     replies = await messages.send(fence)
-    reader.published_in_flight()
+    await reader.published()
     now = datetime.now(UTC)
     outcome.published.update(record["table_name"] for record in published)
     for index, client_replies in enumerate(replies):

@@ -48,6 +48,12 @@ async def read_batch(
     return await connection.fetch(_READ_BATCH, limit, commit_timestamps, pass_over, delete)  # type: ignore[no-any-return]
 
 
+async def delete_changes(connection: asyncpg.Connection, ids: Sequence[int]) -> None:
+    """Delete changes that Redis accepted."""
+    if ids:
+        await connection.execute("DELETE FROM cdc_sio.changes WHERE id = ANY ($1::bigint[])", ids)
+
+
 def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
     old, routes = record["old"], record["routes"]
     return Change(

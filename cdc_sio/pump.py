@@ -67,10 +67,10 @@ class Pace:
 
 
 class LogReader:
-    """Reads batches from the change log, oldest first, outside any transaction: each read also deletes
-    the changes published since the read before, so a batch costs PostgreSQL one statement. After a
-    full batch the next one is read while this one is published (passing over its changes). Changes
-    are deleted only once Redis accepted them; a crash before the next read publishes them again.
+    """Reads batches from the change log, oldest first, outside any transaction, and deletes each batch
+    once Redis accepted it (a crash in between publishes it again). During a backlog the next batch is
+    read while this one is published (passing over its changes), and that read also deletes the
+    batch published before: one statement per batch.
     """
 
     def __init__(self, connection: asyncpg.Connection, *, commit_timestamps: bool) -> None:
@@ -78,10 +78,10 @@ class LogReader:
         self.commit_timestamps = commit_timestamps
         self.ahead: asyncio.Task[list[Any]] | None = None
         self.in_flight: list[int] = []  # the ids of the batch being published
-        self.published: list[int] = []  # published, and deleted by the next read
+        self.done: list[int] = []  # published, to be deleted by the next read
 
     async def next(self, batch_size: int) -> list[Any]:
-        """The next batch; call ``published_in_flight()`` once Redis accepted it."""
+        """The next batch; call ``published()`` once Redis accepted it."""
         ahead, self.ahead = self.ahead, None
         records = await (ahead if ahead is not None else self._read(batch_size))
         self.in_flight = [record["id"] for record in records]
@@ -89,9 +89,13 @@ class LogReader:
             self.ahead = asyncio.create_task(self._read(batch_size))
         return records
 
-    def published_in_flight(self) -> None:
-        self.published += self.in_flight
+    async def published(self) -> None:
+        """Redis accepted the batch in flight: delete it now, or with the read ahead when there is one."""
+        self.done += self.in_flight
         self.in_flight = []
+        if self.ahead is None:
+            done, self.done = self.done, []
+            await capture.delete_changes(self.connection, done)
 
     async def park(self, record: Any, reason: str) -> None:
         """Keep a change of the batch in flight as a dead letter; it is deleted with the batch."""
@@ -106,14 +110,14 @@ class LogReader:
             with contextlib.suppress(BaseException):
                 await self.ahead
             self.ahead = None
-        if self.published:
-            published, self.published = self.published, []
+        if self.done:
+            done, self.done = self.done, []
             with contextlib.suppress(Exception):  # a broken connection: they wait, and go out again
-                await capture.read_batch(self.connection, 0, commit_timestamps=False, delete=published)
+                await capture.delete_changes(self.connection, done)
 
     def _read(self, batch_size: int) -> Coroutine[Any, Any, list[Any]]:
         """The read, its ids bound now: the ones it deletes are no longer this object's to delete."""
-        deleting, self.published = self.published, []
+        deleting, self.done = self.done, []
         return capture.read_batch(
             self.connection,
             batch_size,
