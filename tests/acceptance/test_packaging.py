@@ -25,7 +25,7 @@ async def test_the_wheel_installs_and_migrates_outside_the_checkout(tmp_path: Pa
     await run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ROOT, cwd=tmp_path)
     [wheel] = (tmp_path / "dist").glob("cdc_sio-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "cdc_sio/migrations/0001_initial.sql" in names and "cdc_sio/sql/claim_batch.sql" in names
+    assert "cdc_sio/migrations/0001_initial.sql" in names and "cdc_sio/sql/read_batch.sql" in names
     assert not [n for n in names if n.startswith("tests/")]
 
     venv = tmp_path / "venv"
