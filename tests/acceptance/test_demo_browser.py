@@ -73,6 +73,12 @@ async def read_lines(stream: asyncio.StreamReader, into: list[str], ready: async
         ready.set_exception(AssertionError("demo/run.sh exited before printing its URLs:\n" + "\n".join(into)))
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """A test run started in the background (``nohup``, ``&`` in a script) passes SIGINT on ignored, and
+    bash cannot trap a signal that was ignored when it started: Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
     """demo/run.sh on free ports, with a database and an adapter key of its own; stopped and dropped afterwards."""
@@ -95,6 +101,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     assert process.stdout is not None
     demo = Demo(process, database, key, [])
