@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
-from cdc_sio import daemon, migrate
+from cdc_sio import daemon, migrate, publish
 from cdc_sio.config import Config, load_config
 from tests.interop.harness import NODE_DIR, ServerSpec, SocketServer, _Process, start_server
 
@@ -100,7 +100,14 @@ class Bench:
         if installed:
             await migrate.migrate(self.db, self.config)
         else:
+            await self.forget_fencing_key()
             await migrate.uninstall(self.db)
+
+    async def forget_fencing_key(self) -> None:
+        """The daemon's fencing key in Redis belongs to the install (its deployment id) it fenced."""
+        with contextlib.suppress(asyncpg.UndefinedTableError):  # not installed
+            deployment = await self.db.fetchval("SELECT deployment::text FROM cdc_sio.leader")
+            await self.redis.delete(publish.Fence.of(deployment, 0).key)
 
     async def clear_log(self) -> None:
         await self.db.execute("TRUNCATE cdc_sio.changes")
@@ -303,7 +310,9 @@ async def bench_database(rows: int, workdir: Path) -> AsyncIterator[Bench]:
             config_path = workdir / "bench.toml"
             key = f"cdc-sio-bench-{secrets.token_hex(4)}"
             config_path.write_text(CONFIG_TOML.format(dsn=dsn, redis_url=REDIS_URL, key=key))
-            yield Bench(dsn, load_config(config_path, {}), config_path, rows, admin, db, client, workdir, key)
+            bench = Bench(dsn, load_config(config_path, {}), config_path, rows, admin, db, client, workdir, key)
+            yield bench
+            await bench.forget_fencing_key()
         finally:
             await db.close()
     finally:

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.servers import PostgresCluster, RedisServer
-from tests.support import THINGS_DDL, LogEvents, Subscriber, new_database
+from tests.support import THINGS_DDL, LogEvents, Subscriber, forget_fencing_key, new_database
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +87,7 @@ async def cluster_dsn(pg_cluster: PostgresCluster) -> AsyncIterator[str]:
     except OSError:
         await pg_cluster.start()
         admin = await asyncpg.connect(pg_cluster.dsn())
+    await forget_fencing_key(dsn)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
 

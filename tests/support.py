@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
-from cdc_sio import daemon, migrate, pg
+from cdc_sio import daemon, migrate, pg, publish
 from cdc_sio.config import Config, parse_config
 from cdc_sio.encoding import classic_channel, classic_message, decode_classic
 from cdc_sio.routing import Emission
@@ -66,8 +66,25 @@ async def new_database(setup_sql: str = THINGS_DDL) -> AsyncIterator[str]:
             await connection.close()
         yield dsn
     finally:
+        await forget_fencing_key(database_dsn(name))
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def forget_fencing_key(dsn: str) -> None:
+    """The leader's fencing key in Redis (one per deployment, so per test database) goes with the database."""
+    with contextlib.suppress(asyncpg.PostgresError, OSError):  # never migrated, or no leader row
+        connection = await asyncpg.connect(dsn)
+        try:
+            deployment = await connection.fetchval("SELECT deployment::text FROM cdc_sio.leader")
+        finally:
+            await connection.close()
+        if deployment is not None:
+            client = redis.Redis.from_url(REDIS_URL)
+            try:
+                await client.delete(publish.Fence.of(deployment, 0).key)
+            finally:
+                await client.aclose()
 
 
 def make_config(

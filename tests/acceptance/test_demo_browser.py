@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as redis
 
 from cdc_sio.encoding import classic_channel, classic_message
-from tests.support import ADMIN_DSN, REDIS_URL, Subscriber, database_dsn, free_port, row_of
+from tests.support import ADMIN_DSN, REDIS_URL, Subscriber, database_dsn, forget_fencing_key, free_port, row_of
 
 ROOT = Path(__file__).parents[2]
 DRIVER_DIR = Path(__file__).parent / "browser"
@@ -113,6 +113,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
     finally:
         await demo.interrupt()
         await reader
+        await forget_fencing_key(database_dsn(database))
         admin = await asyncpg.connect(ADMIN_DSN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

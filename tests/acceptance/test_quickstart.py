@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.support import ADMIN_DSN, free_port
+from tests.support import ADMIN_DSN, database_dsn, forget_fencing_key, free_port
 
 ROOT = Path(__file__).parents[2]
 
@@ -24,6 +24,7 @@ async def test_quickstart_shows_events_flowing_to_the_client() -> None:
     try:
         out, _ = await asyncio.wait_for(process.communicate(), 240)
     finally:
+        await forget_fencing_key(database_dsn(database))
         admin = await asyncpg.connect(ADMIN_DSN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

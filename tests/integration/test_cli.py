@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.support import REDIS_URL
+from tests.support import REDIS_URL, forget_fencing_key
 
 EX_CONFIG = 78
 
@@ -98,5 +98,6 @@ async def test_migrate_sql_status_run_once_and_tail(tmp_path: Path, dsn: str, ke
     assert line["namespace"] == "/" and line["rooms"] == ["thing:7"] and line["event"] == "Thing::update"
     assert line["args"][0]["name"] == "y"
 
+    await forget_fencing_key(dsn)  # uninstall drops the deployment id that names it
     code, out, _ = await cdc_sio("migrate", "--uninstall", "--config", config)
     assert code == 0 and "drop schema cdc_sio" in out
