@@ -5,21 +5,31 @@ Every operation is checked first, so a refused one publishes nothing.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from cdc_sio.encoding import Command, check, classic_commands
 from cdc_sio.encoding_cluster import sharded_commands, streams_commands
 from cdc_sio.encoding_python import python_socketio_commands
 from cdc_sio.operations import Operation
 from cdc_sio.targets import PythonSocketIO, RedisAdapter, RedisStreamsAdapter, ShardedRedisAdapter, Target
 
+Encoder = Callable[[Operation], list[Command]]
+
 
 def commands(target: Target, operation: Operation) -> list[Command]:
     check(operation)
+    return encoder(target)(operation)
+
+
+def encoder(target: Target) -> Encoder:
+    """The target's commands for an operation that passed ``check``."""
     match target:
         case RedisAdapter():
-            return classic_commands(target.key, operation)
+            return functools.partial(classic_commands, target.key)
         case ShardedRedisAdapter():
-            return sharded_commands(target, operation)
+            return functools.partial(sharded_commands, target)
         case RedisStreamsAdapter():
-            return streams_commands(target, operation)
+            return functools.partial(streams_commands, target)
         case PythonSocketIO():
-            return python_socketio_commands(target, operation)
+            return functools.partial(python_socketio_commands, target)

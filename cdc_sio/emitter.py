@@ -21,9 +21,9 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from cdc_sio import publish
-from cdc_sio.commands import commands
+from cdc_sio.commands import Encoder, encoder
 from cdc_sio.config import SocketIOConfig
-from cdc_sio.encoding import Command
+from cdc_sio.encoding import Command, check
 from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.publish import RedisClient
 from cdc_sio.routing import Emission
@@ -47,14 +47,14 @@ class _Destinations:
 
     def __init__(self, pairs: Iterable[tuple[RedisClient, Target]], *, owned: bool) -> None:
         self.clients: list[RedisClient] = []
-        self.routes: list[tuple[int, Target]] = []
+        self.encoders: list[tuple[int, Encoder]] = []  # (client index, the target's encoder)
         for client, target in pairs:
             index = next((i for i, known in enumerate(self.clients) if known is client), None)
             if index is None:
                 self.clients.append(client)
                 index = len(self.clients) - 1
-            self.routes.append((index, target))
-        if not self.routes:
+            self.encoders.append((index, encoder(target)))
+        if not self.encoders:
             raise ValueError("an emitter needs at least one target")
         self.owned = owned
 
@@ -75,10 +75,11 @@ class Batch:
 
     def encode(self, operation: Operation) -> Encoded:
         """The operation's commands for every target; EncodingError if any target refuses it."""
+        check(operation)
         encoded = []
         size = 0
-        for index, target in self._destinations.routes:
-            for command in commands(target, operation):
+        for index, encode in self._destinations.encoders:
+            for command in encode(operation):
                 encoded.append((index, command))
                 payload = command[-1]
                 if isinstance(payload, bytes) and len(payload) > size:
