@@ -35,7 +35,7 @@ class Outcome:
     published: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
     parked: Counter[str] = dataclasses.field(default_factory=Counter)  # table -> changes
     no_receivers: Counter[str] = dataclasses.field(default_factory=Counter)  # namespace -> PUBLISH commands
-    lags: list[float] = dataclasses.field(default_factory=list)  # seconds from commit to publish
+    lags: dict[float, int] = dataclasses.field(default_factory=dict)  # seconds from commit to publish -> changes
 
 
 async def publish_batch(
@@ -83,7 +83,8 @@ async def publish_batch(
     for index, client_replies in enumerate(replies):
         pairs = zip(namespaces[index], client_replies, strict=True)
         outcome.no_receivers.update(namespace for namespace, reply in pairs if reply == 0)
-    outcome.lags = [(now - record["committed_at"]).total_seconds() for record in published]
+    commits = Counter(record["committed_at"] for record in published)  # a statement's changes share one
+    outcome.lags = {(now - capture.commit_time(moment)).total_seconds(): n for moment, n in commits.items()}
 
 
 def encode(config: Config, messages: Batch, emission: Emission, change: Change, shapes: TableShapes) -> Encoded:

@@ -9,7 +9,7 @@ import itertools
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -68,9 +68,15 @@ def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
 
 
 @functools.lru_cache(maxsize=64)
-def _isoformat(moment: datetime) -> str:
-    """The changes of one statement share their time: each is formatted once."""
-    return moment.isoformat()
+def _isoformat(moment: str) -> str:
+    """The changes of one statement share their time: each is formatted once (from PostgreSQL's
+    text, which hashes faster than a datetime), as ``datetime.isoformat`` writes it in UTC."""
+    return commit_time(moment).astimezone(UTC).isoformat()
+
+
+def commit_time(text: str) -> datetime:
+    """A change record's ``committed_at``."""
+    return datetime.fromisoformat(text)
 
 
 async def park(connection: asyncpg.Connection, record: Any, reason: str) -> None:

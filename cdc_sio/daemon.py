@@ -263,12 +263,12 @@ class Daemon:
         ):
             for label, count in counts.items():
                 counter.labels(label).inc(count)
-        for lag in outcome.lags:
-            metrics.lag.observe(lag)
+        for lag, changes in outcome.lags.items():
+            metrics.lag.observe(lag, changes)
         if outcome.changes:
             metrics.batch_size.observe(outcome.changes)
         if outcome.lags:
-            self.health.lag = outcome.lags[-1]
+            self.health.lag = next(reversed(outcome.lags))
         self.health.published += sum(outcome.published.values())
         self.health.dead_lettered += sum(outcome.parked.values())
 

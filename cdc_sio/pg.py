@@ -13,7 +13,7 @@ async def connect(dsn: str, role: str, *, synchronous_commit: bool = True) -> as
     The daemon's deletes commit with ``synchronous_commit = off``: a delete that a server crash
     loses only publishes its batch again, and none of them waits for a WAL flush.
     """
-    settings = {"application_name": f"cdc-sio:{role}"}
+    settings = {"application_name": f"cdc-sio:{role}", "DateStyle": "ISO"}  # times read as text parse as ISO 8601
     if not synchronous_commit:
         settings["synchronous_commit"] = "off"
     return await asyncpg.connect(dsn, server_settings=settings, statement_cache_size=16)

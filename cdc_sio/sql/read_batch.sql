@@ -13,10 +13,10 @@ SELECT
     old::text AS old,
     routes,
     captured_at::text AS captured_at,  -- only a parked change needs it, and text costs the daemon less
-    CASE WHEN $2::boolean
+    (CASE WHEN $2::boolean
         THEN coalesce(pg_xact_commit_timestamp((xid::text::bigint & 4294967295)::text::xid), captured_at)
         ELSE captured_at
-    END AS committed_at
+    END)::text AS committed_at  -- a statement's changes share it: the daemon parses each text once
 FROM cdc_sio.changes AS c
 -- The statement does not see its own delete, so it passes over the deleted changes too.
 WHERE NOT EXISTS (SELECT FROM unnest($3::bigint[] || $4::bigint[]) AS passed(id) WHERE passed.id = c.id)
