@@ -1,6 +1,6 @@
 """Run every measure of issue 6 side by side with its baseline, print the table, write RESULTS.md.
 
-    .venv/bin/python -m bench              # the full benchmark (about 8 minutes)
+    .venv/bin/python -m bench              # the full benchmark (5-7 minutes)
     .venv/bin/python -m bench --smoke      # tiny sizes: checks that the runner works (seconds)
 
 Needs PostgreSQL and Redis (CDC_SIO_BENCH_ADMIN_DSN, CDC_SIO_BENCH_REDIS_URL; by default the local
