@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -21,6 +21,8 @@ class Template:
     text: str
     parts: tuple[tuple[bool, str], ...]  # (is_column, literal text or column name)
     literal: str | None = None  # the rendered text of a template that names no column
+    # (text before, column, text after) of a template that names one column, like most rooms do
+    one_column: tuple[str, str, str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Template:
@@ -51,9 +53,14 @@ class Template:
                 i += 1
         if literal:
             parts.append((False, "".join(literal)))
-        if any(is_column for is_column, _ in parts):
+        columns = [value for is_column, value in parts if is_column]
+        if not columns:
+            return cls(text, tuple(parts), "".join(value for _, value in parts))
+        if len(columns) > 1:
             return cls(text, tuple(parts))
-        return cls(text, tuple(parts), "".join(value for _, value in parts))
+        index = [is_column for is_column, _ in parts].index(True)
+        before, after = ("".join(value for _, value in side) for side in (parts[:index], parts[index + 1 :]))
+        return cls(text, tuple(parts), one_column=(before, columns[0], after))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -63,6 +70,12 @@ class Template:
         """The room for *row*, or None when a referenced column is NULL (the row is in no such room)."""
         if self.literal is not None:
             return self.literal
+        if self.one_column is not None:
+            before, column, after = self.one_column
+            cell = row.get(column)
+            kind = type(cell)
+            if kind is str or kind is int:  # not bool, which renders as true/false
+                return f"{before}{cell}{after}"
         out: list[str] = []
         for is_column, value in self.parts:
             if not is_column:

@@ -41,3 +41,16 @@ def test_malformed_templates_are_refused(text: str) -> None:
 def test_missing_column_names_template_and_column() -> None:
     with pytest.raises(TemplateError, match=r"template 'a:\{x\}': the row has no column 'x'"):
         Template.parse("a:{x}").render({"y": 1})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [7, -3, 2**70, "a b", "", True, False, 1.5, None, {"b": 1, "a": [2]}, [1, "x"]],
+)
+@pytest.mark.parametrize("text", ["{x}", "thing:{x}", "{x}:end", "{{a}}:{x}:{{b}}"])
+def test_one_column_templates_render_like_the_general_path(text: str, value: object) -> None:
+    template = Template.parse(text)
+    general = Template(template.text, template.parts)  # without the one-column shortcut
+    assert template.one_column is not None and general.one_column is None
+    assert template.render({"x": value}) == general.render({"x": value})
+    assert template == general
