@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 
 from cdc_sio import capture, logs, publish
@@ -53,7 +53,6 @@ async def publish_batch(
     outcome.captured.update(record["table_name"] for record in records)
     published = []
     messages = emitter.batch()
-    namespaces: dict[int, list[str]] = defaultdict(list)  # per Redis client, in the order of its commands
     route = Router(config, shapes.keys)
     for number, record in enumerate(records, 1):
         if number % YIELD_EVERY == 0:
@@ -72,17 +71,12 @@ async def publish_batch(
             continue
         published.append(record)
         messages.extend(encoded)
-        for emission, operation in zip(emissions, encoded, strict=True):
-            for index, _ in operation.commands:
-                namespaces[index].append(emission.namespace)
     outcome.messages = len(messages)
     replies = await messages.send(fence)
     await reader.published()
     now = datetime.now(UTC)
     outcome.published.update(record["table_name"] for record in published)
-    for index, client_replies in enumerate(replies):
-        pairs = zip(namespaces[index], client_replies, strict=True)
-        outcome.no_receivers.update(namespace for namespace, reply in pairs if reply == 0)
+    outcome.no_receivers.update(namespace for namespace, reply in replies if reply == 0)
     commits = Counter(record["committed_at"] for record in published)  # a statement's changes share one
     outcome.lags = {(now - capture.commit_time(moment)).total_seconds(): n for moment, n in commits.items()}
 

@@ -15,15 +15,16 @@ of them receives the event once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, NamedTuple
 
 from cdc_sio import publish
-from cdc_sio.commands import Encoder, encoder
+from cdc_sio.commands import EmitCompiler, Encoder, emit_compiler, encoder
 from cdc_sio.config import SocketIOConfig
-from cdc_sio.encoding import Command, check
+from cdc_sio.encoding import Command, check, check_rooms
 from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.publish import RedisClient
 from cdc_sio.routing import Emission
@@ -42,21 +43,47 @@ __all__ = [
 ]
 
 
+EMISSION_KINDS = 1024  # emissions of different namespace, event, except-rooms or flags whose encoders are kept
+
+
 class _Destinations:
     """The targets, each with its Redis client; the clients this emitter opened itself are closed by it."""
 
     def __init__(self, pairs: Iterable[tuple[RedisClient, Target]], *, owned: bool) -> None:
         self.clients: list[RedisClient] = []
         self.encoders: list[tuple[int, Encoder]] = []  # (client index, the target's encoder)
+        self.emit_compilers: list[tuple[int, EmitCompiler]] = []
         for client, target in pairs:
             index = next((i for i, known in enumerate(self.clients) if known is client), None)
             if index is None:
                 self.clients.append(client)
                 index = len(self.clients) - 1
             self.encoders.append((index, encoder(target)))
+            self.emit_compilers.append((index, emit_compiler(target)))
         if not self.encoders:
             raise ValueError("an emitter needs at least one target")
         self.owned = owned
+        self.emission_encoder = functools.lru_cache(maxsize=EMISSION_KINDS, typed=True)(self._emission_encoder)
+
+    def _emission_encoder(
+        self, namespace: str, event: str, except_rooms: tuple[str, ...], volatile: bool, compress: bool | None
+    ) -> Callable[[tuple[str, ...], tuple[Any, ...]], Encoded]:
+        """Checked and prepared once per kind of emission; then only the rooms are checked per emission."""
+        kind = Emission(namespace, (), event, (), except_rooms, volatile, compress)
+        check(kind)
+        encoders = [(index, compile_for(kind)) for index, compile_for in self.emit_compilers]
+
+        def encode(rooms: tuple[str, ...], args: tuple[Any, ...]) -> Encoded:
+            check_rooms(rooms)
+            commands = []
+            size = 0
+            for index, encode_for in encoders:
+                for command in encode_for(rooms, args):
+                    commands.append((index, command))
+                    size = max(size, len(command[-1]))  # type: ignore[arg-type]  # an emission's payload is bytes
+            return Encoded(tuple(commands), size, namespace)
+
+        return encode
 
 
 class Encoded(NamedTuple):
@@ -64,6 +91,7 @@ class Encoded(NamedTuple):
 
     commands: tuple[tuple[int, Command], ...]
     size: int  # the largest payload among the targets' commands, in bytes
+    namespace: str
 
 
 class Batch:
@@ -72,24 +100,34 @@ class Batch:
     def __init__(self, destinations: _Destinations) -> None:
         self._destinations = destinations
         self._pending: list[list[Command]] = [[] for _ in destinations.clients]
+        self._namespaces: list[list[str]] = [[] for _ in destinations.clients]  # of each pending command
 
     def encode(self, operation: Operation) -> Encoded:
         """The operation's commands for every target; EncodingError if any target refuses it."""
+        if isinstance(operation, Emission):
+            kind = operation.namespace, operation.event, operation.except_rooms, operation.volatile, operation.compress
+            try:
+                encode = self._destinations.emission_encoder(*kind)
+            except TypeError:  # unhashable, so not a name: say which
+                check(operation)
+                raise
+            return encode(operation.rooms, operation.args)
         check(operation)
         encoded = []
         size = 0
-        for index, encode in self._destinations.encoders:
-            for command in encode(operation):
+        for index, encode_for in self._destinations.encoders:
+            for command in encode_for(operation):
                 encoded.append((index, command))
                 payload = command[-1]
                 if isinstance(payload, bytes) and len(payload) > size:
                     size = len(payload)
-        return Encoded(tuple(encoded), size)
+        return Encoded(tuple(encoded), size, operation.namespace)
 
     def extend(self, encoded: Iterable[Encoded]) -> None:
         for operation in encoded:
             for index, command in operation.commands:
                 self._pending[index].append(command)
+                self._namespaces[index].append(operation.namespace)
 
     def add(self, *operations: Operation) -> None:
         """Encode *operations* for every target; on EncodingError none of them is added."""
@@ -99,23 +137,24 @@ class Batch:
         """The number of Redis commands waiting."""
         return sum(map(len, self._pending))
 
-    async def send(self, fence: publish.Fence | None = None) -> list[list[Any]]:
+    async def send(self, fence: publish.Fence | None = None) -> list[tuple[str, Any]]:
         """Publish everything added, in order; the batch is empty again once every Redis accepted it.
 
-        Returns the replies per Redis client (in the order of ``Encoded.commands``' client indexes);
-        *fence* runs them under the daemon's fencing token.
+        Returns each command's namespace and reply, Redis client by Redis client; *fence* runs them
+        under the daemon's fencing token.
         """
         clients = self._destinations.clients
         results = await asyncio.gather(
             *(publish.execute(client, cmds, fence) for client, cmds in zip(clients, self._pending, strict=True)),
             return_exceptions=True,
         )
-        replies: list[list[Any]] = []
-        for result in results:
+        replies: list[tuple[str, Any]] = []
+        for namespaces, result in zip(self._namespaces, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
-            replies.append(result)
+            replies += zip(namespaces, result, strict=True)
         self._pending = [[] for _ in clients]
+        self._namespaces = [[] for _ in clients]
         return replies
 
 

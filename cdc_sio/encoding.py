@@ -9,7 +9,7 @@ disconnectSockets/serverSideEmit are JSON requests on ``<key>-request#<nsp>#``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeGuard
 
 import msgpack
@@ -27,6 +27,9 @@ SERVER_SIDE_RESERVED_EVENTS = RESERVED_EVENTS | {"connection", "new_namespace", 
 
 # Redis command arguments, e.g. ("PUBLISH", channel, payload) or ("XADD", stream, "MAXLEN", ...).
 Command = tuple[str | bytes | int, ...]
+# An emission's commands from its rooms and arguments, made for one namespace, event, except-rooms and flags:
+# what stays the same from one emission to the next is prepared once (the daemon emits a few kinds, often).
+EmitEncoder = Callable[[tuple[str, ...], tuple[Any, ...]], list[Command]]
 
 _REQUEST_TYPES = {SocketsJoin: 2, SocketsLeave: 3, DisconnectSockets: 4, ServerSideEmit: 6}
 # One packer for every message: ``packb`` makes a new one, and its buffer, each time (2 µs of the
@@ -41,7 +44,7 @@ def check(operation: Operation) -> None:
     if isinstance(operation, ServerSideEmit):
         _check_event(operation.event, SERVER_SIDE_RESERVED_EVENTS)
         return
-    _check_rooms(operation.rooms, "room")
+    check_rooms(operation.rooms)
     _check_rooms(operation.except_rooms, "except-room")
     match operation:
         case Emission():
@@ -55,6 +58,10 @@ def check(operation: Operation) -> None:
 def _check_namespace(namespace: object) -> None:
     if not _is_text(namespace) or not namespace.startswith("/"):
         raise EncodingError(f"namespace {namespace!r} must be a string that starts with '/'")
+
+
+def check_rooms(rooms: Sequence[object]) -> None:
+    _check_rooms(rooms, "room")
 
 
 def _check_rooms(rooms: Sequence[object], what: str) -> None:
@@ -95,9 +102,9 @@ def flags(emission: Emission) -> dict[str, bool]:
     return result
 
 
-def event_packet(emission: Emission) -> dict[str, Any]:
+def event_packet(namespace: str, event: str, args: tuple[Any, ...]) -> dict[str, Any]:
     """The Socket.IO packet every Node adapter carries: type 2 even with binary arguments, and no ack id."""
-    return {"type": EVENT_PACKET, "data": [emission.event, *emission.args], "nsp": emission.namespace}
+    return {"type": EVENT_PACKET, "data": [event, *args], "nsp": namespace}
 
 
 def pack(value: Any, event: str) -> bytes:
@@ -123,18 +130,21 @@ def json_or_msgpack(value: Any, event: str) -> bytes:
 
 def classic_commands(key: str, operation: Operation) -> list[Command]:
     if isinstance(operation, Emission):
-        return [("PUBLISH", classic_channel(key, operation), classic_message(operation))]
+        return classic_emit(key, operation)(operation.rooms, operation.args)
     return [("PUBLISH", f"{key}-request#{operation.namespace}#".encode(), classic_request(operation))]
 
 
-def classic_channel(key: str, emission: Emission) -> bytes:
-    room = f"{emission.rooms[0]}#" if len(emission.rooms) == 1 else ""
-    return f"{key}#{emission.namespace}#{room}".encode()
+def classic_emit(key: str, emission: Emission) -> EmitEncoder:
+    """The encoder for emissions like *emission* (its rooms and arguments come with each call)."""
+    namespace, event, except_rooms, options = emission.namespace, emission.event, emission.except_rooms, flags(emission)
+    everyone = f"{key}#{namespace}#".encode()
 
+    def commands(rooms: tuple[str, ...], args: tuple[Any, ...]) -> list[Command]:
+        channel = f"{key}#{namespace}#{rooms[0]}#".encode() if len(rooms) == 1 else everyone
+        opts = {"rooms": rooms, "flags": options, "except": except_rooms}  # tuples pack as arrays
+        return [("PUBLISH", channel, pack([EMITTER_UID, event_packet(namespace, event, args), opts], event))]
 
-def classic_message(emission: Emission) -> bytes:
-    opts = {"rooms": emission.rooms, "flags": flags(emission), "except": emission.except_rooms}  # tuples pack as arrays
-    return pack([EMITTER_UID, event_packet(emission), opts], emission.event)
+    return commands
 
 
 def classic_request(operation: SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit) -> bytes:

@@ -11,7 +11,16 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from cdc_sio.encoding import EMITTER_UID, Command, compact_json, event_packet, flags, json_or_msgpack, pack
+from cdc_sio.encoding import (
+    EMITTER_UID,
+    Command,
+    EmitEncoder,
+    compact_json,
+    event_packet,
+    flags,
+    json_or_msgpack,
+    pack,
+)
 from cdc_sio.errors import EncodingError
 from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.routing import Emission
@@ -22,25 +31,45 @@ SOCKET_ID_LENGTH = 20  # the sharded adapter's looksLikeASocketId()
 
 
 def sharded_commands(target: ShardedRedisAdapter, operation: Operation) -> list[Command]:
+    if isinstance(operation, Emission):
+        return sharded_emit(target, operation)(operation.rooms, operation.args)
     message = {
         "uid": EMITTER_UID,
         "nsp": operation.namespace,
         "type": message_type(operation),
         "data": message_data(operation),
     }
-    channel = f"{target.channel_prefix}#{operation.namespace}#{_room_channel_suffix(target, operation)}"
+    channel = f"{target.channel_prefix}#{operation.namespace}#"
     return [("SPUBLISH", channel.encode(), json_or_msgpack(message, _event_of(operation)))]
 
 
-def _room_channel_suffix(target: ShardedRedisAdapter, operation: Operation) -> str:
+def sharded_emit(target: ShardedRedisAdapter, emission: Emission) -> EmitEncoder:
+    """The encoder for emissions like *emission* (its rooms and arguments come with each call)."""
+    namespace, event = emission.namespace, emission.event
+    except_rooms, options = list(emission.except_rooms), flags(emission)
+    channel_prefix = f"{target.channel_prefix}#{namespace}#"
+
+    def commands(rooms: tuple[str, ...], args: tuple[Any, ...]) -> list[Command]:
+        data = {
+            "packet": event_packet(namespace, event, args),
+            "opts": {"rooms": list(rooms), "except": except_rooms, "flags": options},
+        }
+        message = {"uid": EMITTER_UID, "nsp": namespace, "type": BROADCAST, "data": data}
+        channel = f"{channel_prefix}{_room_channel_suffix(target, rooms)}".encode()
+        return [("SPUBLISH", channel, json_or_msgpack(message, event))]
+
+    return commands
+
+
+def _room_channel_suffix(target: ShardedRedisAdapter, rooms: tuple[str, ...]) -> str:
     """As the adapter's computeChannel(): a broadcast to one room goes to that room's channel in dynamic modes.
 
     In "dynamic" mode servers do not subscribe to rooms named like socket ids, whose broadcasts stay on the
     namespace channel; in "static" mode servers subscribe to no room channel at all.
     """
-    if not isinstance(operation, Emission) or len(operation.rooms) != 1:
+    if len(rooms) != 1:
         return ""
-    room = operation.rooms[0]
+    room = rooms[0]
     if target.subscription_mode == "dynamic-private" or (
         target.subscription_mode == "dynamic" and len(room) != SOCKET_ID_LENGTH
     ):
@@ -49,33 +78,62 @@ def _room_channel_suffix(target: ShardedRedisAdapter, operation: Operation) -> s
 
 
 def streams_commands(target: RedisStreamsAdapter, operation: Operation) -> list[Command]:
-    try:
-        stream = stream_for(target, operation.namespace)
-    except ValueError as error:
-        raise EncodingError(str(error)) from None
-    data = message_data(operation, flags_before_except=True)
+    if isinstance(operation, Emission):
+        return streams_emit(target, operation)(operation.rooms, operation.args)
+    stream = _stream(target, operation.namespace)
+    return [
+        _xadd(
+            target, stream, operation.namespace, message_type(operation), message_data(operation), _event_of(operation)
+        )
+    ]
+
+
+def streams_emit(target: RedisStreamsAdapter, emission: Emission) -> EmitEncoder:
+    """The encoder for emissions like *emission* (its rooms and arguments come with each call)."""
+    namespace, event = emission.namespace, emission.event
+    except_rooms, options = list(emission.except_rooms), flags(emission)
+    stream = _stream(target, namespace)
+
+    def commands(rooms: tuple[str, ...], args: tuple[Any, ...]) -> list[Command]:
+        data = {
+            "packet": event_packet(namespace, event, args),
+            "opts": {"rooms": list(rooms), "flags": options, "except": except_rooms},
+        }
+        return [_xadd(target, stream, namespace, BROADCAST, data, event)]
+
+    return commands
+
+
+def _xadd(
+    target: RedisStreamsAdapter, stream: bytes, namespace: str, kind: int, data: dict[str, Any], event: str
+) -> Command:
     try:
         encoded = compact_json(data)
     except (TypeError, ValueError):
-        encoded = base64.b64encode(pack(data, _event_of(operation)))
-    return [
-        (
-            "XADD",
-            stream.encode(),
-            "MAXLEN",
-            "~",
-            target.maxlen,
-            "*",
-            "uid",
-            EMITTER_UID,
-            "nsp",
-            operation.namespace,
-            "type",
-            str(message_type(operation)),
-            "data",
-            encoded,
-        )
-    ]
+        encoded = base64.b64encode(pack(data, event))
+    return (
+        "XADD",
+        stream,
+        "MAXLEN",
+        "~",
+        target.maxlen,
+        "*",
+        "uid",
+        EMITTER_UID,
+        "nsp",
+        namespace,
+        "type",
+        str(kind),
+        "data",
+        encoded,
+    )
+
+
+def _stream(target: RedisStreamsAdapter, namespace: str) -> bytes:
+    try:
+        return stream_for(target, namespace).encode()
+    except ValueError as error:
+        raise EncodingError(str(error)) from None
 
 
 def message_type(operation: Operation) -> int:
@@ -92,28 +150,18 @@ def message_type(operation: Operation) -> int:
             return SERVER_SIDE_EMIT
 
 
-def message_data(operation: Operation, *, flags_before_except: bool = False) -> dict[str, Any]:
-    """The ``data`` member; the key order only matters for byte equality with the official emitters."""
+def message_data(operation: SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit) -> dict[str, Any]:
+    """The ``data`` member of a request (an emission's is made by its encoder)."""
     if isinstance(operation, ServerSideEmit):
         return {"packet": [operation.event, *operation.args]}
-    rooms, except_rooms = list(operation.rooms), list(operation.except_rooms)
+    opts = {"rooms": list(operation.rooms), "except": list(operation.except_rooms), "flags": {}}
     match operation:
-        case Emission() if flags_before_except:
-            return {
-                "packet": event_packet(operation),
-                "opts": {"rooms": rooms, "flags": flags(operation), "except": except_rooms},
-            }
-        case Emission():
-            return {
-                "packet": event_packet(operation),
-                "opts": {"rooms": rooms, "except": except_rooms, "flags": flags(operation)},
-            }
         case SocketsJoin():
-            return {"opts": {"rooms": rooms, "except": except_rooms, "flags": {}}, "rooms": list(operation.join)}
+            return {"opts": opts, "rooms": list(operation.join)}
         case SocketsLeave():
-            return {"opts": {"rooms": rooms, "except": except_rooms, "flags": {}}, "rooms": list(operation.leave)}
+            return {"opts": opts, "rooms": list(operation.leave)}
         case DisconnectSockets():
-            return {"opts": {"rooms": rooms, "except": except_rooms, "flags": {}}, "close": operation.close}
+            return {"opts": opts, "close": operation.close}
 
 
 def _event_of(operation: Operation) -> str:

@@ -13,7 +13,7 @@ import base64
 import json
 from typing import Any
 
-from cdc_sio.encoding import EMITTER_UID, Command
+from cdc_sio.encoding import EMITTER_UID, Command, EmitEncoder
 from cdc_sio.errors import EncodingError, UnsupportedOperation
 from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.routing import Emission
@@ -24,7 +24,7 @@ def python_socketio_commands(target: PythonSocketIO, operation: Operation) -> li
     channel = target.channel.encode()
     match operation:
         case Emission():
-            return [("PUBLISH", channel, _emit_message(operation))]
+            return python_socketio_emit(target, operation)(operation.rooms, operation.args)
         case SocketsJoin():
             messages = _room_messages("enter_room", operation, operation.join)
         case SocketsLeave():
@@ -41,33 +41,39 @@ def python_socketio_commands(target: PythonSocketIO, operation: Operation) -> li
     return [("PUBLISH", channel, message) for message in messages]
 
 
-def _emit_message(emission: Emission) -> bytes:
-    data: list[Any] = list(emission.args)
-    binary = False
-    try:
-        json.dumps(data, allow_nan=False)
-    except TypeError:
-        attachments: list[bytes] = []
-        data = [_deconstruct(data, attachments), *(base64.b64encode(a).decode() for a in attachments)]
-        binary = bool(attachments)
-    except ValueError as error:
-        raise EncodingError(f"event {emission.event!r}: cannot encode its arguments: {error}") from None
-    rooms = list(emission.rooms)
-    message = {
-        "method": "emit",
-        "event": emission.event,
-        "data": data,
-        "binary": binary,
-        "namespace": emission.namespace,
-        "room": (rooms[0] if len(rooms) == 1 else rooms) if rooms else None,
-        "skip_sid": list(emission.except_rooms) or None,
-        "callback": None,
-        "host_id": EMITTER_UID,
-    }
-    try:
-        return _json(message)
-    except (TypeError, ValueError) as error:
-        raise EncodingError(f"event {emission.event!r}: cannot encode its arguments: {error}") from None
+def python_socketio_emit(target: PythonSocketIO, emission: Emission) -> EmitEncoder:
+    """The encoder for emissions like *emission* (its rooms and arguments come with each call)."""
+    channel, namespace, event = target.channel.encode(), emission.namespace, emission.event
+    skip_sid = list(emission.except_rooms) or None
+
+    def commands(rooms: tuple[str, ...], args: tuple[Any, ...]) -> list[Command]:
+        data: list[Any] = list(args)
+        binary = False
+        try:
+            json.dumps(data, allow_nan=False)
+        except TypeError:
+            attachments: list[bytes] = []
+            data = [_deconstruct(data, attachments), *(base64.b64encode(a).decode() for a in attachments)]
+            binary = bool(attachments)
+        except ValueError as error:
+            raise EncodingError(f"event {event!r}: cannot encode its arguments: {error}") from None
+        message = {
+            "method": "emit",
+            "event": event,
+            "data": data,
+            "binary": binary,
+            "namespace": namespace,
+            "room": (rooms[0] if len(rooms) == 1 else list(rooms)) if rooms else None,
+            "skip_sid": skip_sid,
+            "callback": None,
+            "host_id": EMITTER_UID,
+        }
+        try:
+            return [("PUBLISH", channel, _json(message))]
+        except (TypeError, ValueError) as error:
+            raise EncodingError(f"event {event!r}: cannot encode its arguments: {error}") from None
+
+    return commands
 
 
 def _deconstruct(value: Any, attachments: list[bytes]) -> Any:

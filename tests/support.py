@@ -12,14 +12,14 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import redis.asyncio as redis
 
 from cdc_sio import daemon, migrate, pg, publish
 from cdc_sio.config import Config, parse_config
-from cdc_sio.encoding import classic_channel, classic_message, decode_classic
+from cdc_sio.encoding import classic_commands, decode_classic
 from cdc_sio.routing import Emission
 
 ADMIN_DSN = os.environ.get("CDC_SIO_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -183,6 +183,14 @@ class Subscriber:
                 await self._reader
         await self.pubsub.aclose()
         await self.client.aclose()
+
+
+def classic_channel(key: str, emission: Emission) -> bytes:
+    return cast(bytes, classic_commands(key, emission)[0][1])
+
+
+def classic_message(emission: Emission) -> bytes:
+    return cast(bytes, classic_commands("socket.io", emission)[0][2])
 
 
 async def publish_sentinel(client: redis.Redis, key: str, namespace: str) -> None:

@@ -18,8 +18,17 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from cdc_sio.encoding import classic_channel, classic_message
-from tests.support import ADMIN_DSN, REDIS_URL, Subscriber, database_dsn, forget_fencing_key, free_port, row_of
+from tests.support import (
+    ADMIN_DSN,
+    REDIS_URL,
+    Subscriber,
+    classic_channel,
+    classic_message,
+    database_dsn,
+    forget_fencing_key,
+    free_port,
+    row_of,
+)
 
 ROOT = Path(__file__).parents[2]
 DRIVER_DIR = Path(__file__).parent / "browser"

@@ -6,9 +6,10 @@ import msgpack
 import pytest
 
 from cdc_sio.config import Config, parse_config
-from cdc_sio.encoding import classic_channel, classic_message, decode_classic
+from cdc_sio.encoding import decode_classic
 from cdc_sio.errors import EncodingError
 from cdc_sio.routing import Change, Emission, route, too_large
+from tests.support import classic_channel, classic_message
 
 # socketio-wire-formats.md §2.5: what @socket.io/redis-emitter 5.1.0 publishes for
 # io.to("thing:7").emit("Thing::update", {id: 7, name: "x"}).

@@ -3,6 +3,7 @@ socketio-wire-formats.md), and refuses what would be lost or would make clients 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ import msgpack
 import pytest
 
 from cdc_sio.commands import commands
+from cdc_sio.emitter import Emitter
 from cdc_sio.errors import EncodingError, UnsupportedOperation
 from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.routing import Emission
@@ -211,24 +213,24 @@ def test_python_socketio_refuses_what_its_protocol_cannot_say(operation: Operati
         commands(PythonSocketIO(), operation)
 
 
+REFUSED: list[tuple[Operation, str]] = [
+    (Emission("/", (), "disconnect", ()), "reserved"),
+    (Emission("/", (), "connect_error", ()), "reserved"),
+    (Emission("/", (), "", ()), "empty"),
+    (Emission("/", (), 7, ()), "must be a string"),
+    (Emission("admin", (), "e", ()), "must be a string that starts with '/'"),
+    (Emission("/", ("",), "e", ()), "room '' must be a non-empty string"),
+    (Emission("/", ("a\udc80",), "e", ()), "must be a non-empty string"),
+    (Emission("/", (), "e", (), except_rooms=(None,)), "except-room None"),
+    (Emission("/", (), "e", (object(),)), "cannot encode"),
+    (SocketsJoin("/", ("s",), (), ("",)), "room to join"),
+    (ServerSideEmit("/", "connection", ()), "reserved"),
+    (ServerSideEmit("/", "error", ()), "reserved"),
+]
+
+
 @pytest.mark.parametrize("target", ALL_TARGETS, ids=type)
-@pytest.mark.parametrize(
-    ("operation", "problem"),
-    [
-        (Emission("/", (), "disconnect", ()), "reserved"),
-        (Emission("/", (), "connect_error", ()), "reserved"),
-        (Emission("/", (), "", ()), "empty"),
-        (Emission("/", (), 7, ()), "must be a string"),
-        (Emission("admin", (), "e", ()), "must be a string that starts with '/'"),
-        (Emission("/", ("",), "e", ()), "room '' must be a non-empty string"),
-        (Emission("/", ("a\udc80",), "e", ()), "must be a non-empty string"),
-        (Emission("/", (), "e", (), except_rooms=(None,)), "except-room None"),
-        (Emission("/", (), "e", (object(),)), "cannot encode"),
-        (SocketsJoin("/", ("s",), (), ("",)), "room to join"),
-        (ServerSideEmit("/", "connection", ()), "reserved"),
-        (ServerSideEmit("/", "error", ()), "reserved"),
-    ],
-)
+@pytest.mark.parametrize(("operation", "problem"), REFUSED)
 def test_every_target_refuses_input_that_would_be_lost_or_drop_clients(
     target: Target, operation: Operation, problem: str
 ) -> None:
@@ -244,3 +246,42 @@ def test_nan_is_refused_where_it_would_reach_a_browser_as_invalid_json() -> None
         commands(PythonSocketIO(), nan)
     _, _, payload = only(ShardedRedisAdapter(), nan)
     assert payload[:1] != b"{" and msgpack.unpackb(payload)["data"]["packet"]["data"][0] == "e"
+
+
+def test_an_emitter_encodes_each_emission_like_the_first_of_its_kind() -> None:
+    """The emitter prepares an encoder per namespace, event, except-rooms and flags: nothing of one emission may
+    stay in it for the next (rooms, arguments, binary, the channel of one room)."""
+    emissions = [
+        THING,
+        BLOB,
+        THING._replace(rooms=("thing:8", "org:1"), args=({"id": 8}, {"meta": [1, 2]})),
+        THING._replace(rooms=()),
+        THING._replace(rooms=("a" * 20,)),
+        THING,
+        Emission("/admin", ("r",), "e", (1,), except_rooms=("x",), volatile=True, compress=False),
+        Emission("/admin", ("s", "t"), "e", (b"\x00", 2.5), except_rooms=("x",), volatile=True, compress=False),
+        Emission("/admin", ("s",), "e", (), except_rooms=("x",), volatile=True, compress=True),
+    ]
+    batch = Emitter(None, ALL_TARGETS).batch()  # type: ignore[arg-type]  # encoding needs no Redis
+    for emission in emissions:
+        expected = tuple((0, command) for target in ALL_TARGETS for command in commands(target, emission))
+        assert batch.encode(emission).commands == expected
+
+
+@pytest.mark.parametrize(("operation", "problem"), REFUSED)
+def test_an_emitter_refuses_the_same_input_before_and_after_its_kind_was_seen(
+    operation: Operation, problem: str
+) -> None:
+    batch = Emitter(None, ALL_TARGETS).batch()  # type: ignore[arg-type]
+    if isinstance(operation, Emission):
+        with contextlib.suppress(EncodingError):
+            batch.encode(operation._replace(rooms=("ok",), args=()))  # the kind is prepared, if it can be
+    for _ in range(2):
+        with pytest.raises(EncodingError, match=problem):
+            batch.encode(operation)
+
+
+def test_an_emitter_refuses_rooms_that_are_not_names_even_unhashable_ones() -> None:
+    batch = Emitter(None, ALL_TARGETS).batch()  # type: ignore[arg-type]
+    with pytest.raises(EncodingError, match=r"except-room \['x'\] must be a non-empty string"):
+        batch.encode(Emission("/", (), "e", (), except_rooms=(["x"],)))  # type: ignore[arg-type]
