@@ -224,7 +224,7 @@ class Daemon:
                     return False
                 self._mark_ready()
                 changes = await read()
-                if changes == self.config.daemon.batch_size:
+                if changes == self.config.daemon.batch_size or reader.read_on:
                     continue
                 if once:
                     return True

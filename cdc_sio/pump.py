@@ -3,8 +3,8 @@
 A NOTIFY at commit takes a cluster-wide lock, so notifying commits are serialised. The capture
 triggers therefore notify only while the daemon is idle, which it says by holding the idle lock
 (an advisory lock) exclusively. A trigger that finds the lock free takes it in share mode until
-its transaction ends, and skips the NOTIFY: the daemon is busy and reads the log every
-``BUSY_POLL`` seconds anyway.
+its transaction ends, and skips the NOTIFY: the daemon is busy and reads the log again as soon as
+a batch is out, or ``BUSY_POLL`` seconds after a read that found nothing.
 
 No wake-up can be lost: the daemon takes the idle lock only when no writer holds it in share mode,
 that is when every writer that skipped its NOTIFY has committed or rolled back, and then reads
@@ -68,34 +68,39 @@ class Pace:
 
 class LogReader:
     """Reads batches from the change log, oldest first, outside any transaction, and deletes each batch
-    once Redis accepted it (a crash in between publishes it again). During a backlog the next batch is
-    read while this one is published (passing over its changes), and that read also deletes the
-    batch published before: one statement per batch.
+    once Redis accepted it (a crash in between publishes it again), in one statement with the next read.
+    During a backlog that read is made while this batch is published (passing over its changes).
     """
 
     def __init__(self, connection: asyncpg.Connection, *, commit_timestamps: bool) -> None:
         self.connection = connection  # one statement at a time: a park waits for a read ahead
         self.commit_timestamps = commit_timestamps
         self.ahead: asyncio.Task[list[Any]] | None = None
+        self.read_on: list[Any] = []  # read with the delete of the batch published last
+        self.batch_size = 0
         self.in_flight: list[int] = []  # the ids of the batch being published
         self.done: list[int] = []  # published, to be deleted by the next read
 
     async def next(self, batch_size: int) -> list[Any]:
         """The next batch; call ``published()`` once Redis accepted it."""
-        ahead, self.ahead = self.ahead, None
-        records = await (ahead if ahead is not None else self._read(batch_size))
+        self.batch_size = batch_size
+        if self.read_on:
+            records, self.read_on = self.read_on, []
+        else:
+            ahead, self.ahead = self.ahead, None
+            records = await (ahead if ahead is not None else self._read(batch_size))
         self.in_flight = [record["id"] for record in records]
         if len(records) == batch_size:
             self.ahead = asyncio.create_task(self._read(batch_size))
         return records
 
     async def published(self) -> None:
-        """Redis accepted the batch in flight: delete it now, or with the read ahead when there is one."""
+        """Redis accepted the batch in flight: delete it now, reading what came meanwhile, or with the
+        read ahead when there is one."""
         self.done += self.in_flight
         self.in_flight = []
-        if self.ahead is None:
-            done, self.done = self.done, []
-            await capture.delete_changes(self.connection, done)
+        if self.ahead is None and self.done:
+            self.read_on = await self._read(self.batch_size)
 
     async def park(self, record: Any, reason: str) -> None:
         """Keep a change of the batch in flight as a dead letter; it is deleted with the batch."""

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from cdc_sio import capture, daemon
+from cdc_sio import capture, daemon, publish
 from tests.support import Subscriber, make_config, meta_of, migrate_database, row_of
 
 ROWS, ROUNDS = 20, 30
@@ -55,3 +55,40 @@ async def test_batches_read_ahead_keep_each_rows_order_and_publish_every_change_
         if read["pass_over"]:  # read while the batch before was being published: passed over, not deleted
             assert read["pass_over"] == before["read"] and not set(read["read"]) & set(before["read"])
         assert not set(read["delete"]) & set(read["pass_over"])
+
+
+async def test_the_delete_of_a_published_batch_reads_the_changes_that_came_meanwhile(
+    dsn: str, key: str, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a backlog, the statement that deletes a published batch also reads the next one: changes
+    committed while a batch was published go out next, without a read of their own (or a pause)."""
+    reads: list[dict[str, Any]] = []
+    read_batch, execute = capture.read_batch, publish.execute
+    config = make_config(dsn, key, batch_size=5)
+    await migrate_database(config)
+    db = await asyncpg.connect(dsn)
+
+    async def spy(connection: asyncpg.Connection, limit: int, **options: Any) -> list[Any]:
+        records = await read_batch(connection, limit, **options)
+        reads.append({"delete": (), **options, "read": [record["id"] for record in records]})
+        return records
+
+    async def meanwhile(*args: Any) -> list[Any]:
+        if len(reads) == 1:
+            await db.executemany("INSERT INTO things (id) VALUES ($1)", [(4,), (5,)])
+        return await execute(*args)
+
+    monkeypatch.setattr(capture, "read_batch", spy)
+    monkeypatch.setattr(publish, "execute", meanwhile)
+    try:
+        await db.executemany("INSERT INTO things (id) VALUES ($1)", [(1,), (2,), (3,)])
+        await asyncio.wait_for(daemon.run(config, asyncio.Event(), once=True), timeout=60)
+        assert await db.fetchval("SELECT count(*) FROM cdc_sio.changes") == 0
+    finally:
+        await db.close()
+
+    published = [row_of(emission)["id"] for _, emission in [await subscriber.next() for _ in range(5)]]
+    assert published == [1, 2, 3, 4, 5] and subscriber.received.empty()
+    first, second, third = reads
+    assert len(first["read"]) == 3 and second["delete"] == first["read"]
+    assert len(second["read"]) == 2 and third["delete"] == second["read"] and third["read"] == []
