@@ -144,10 +144,14 @@ class Batch:
         under the daemon's fencing token.
         """
         clients = self._destinations.clients
-        results = await asyncio.gather(
-            *(publish.execute(client, cmds, fence) for client, cmds in zip(clients, self._pending, strict=True)),
-            return_exceptions=True,
-        )
+        results: list[list[Any] | BaseException]
+        if len(clients) == 1:  # as usual: gathering one would cost a task and a turn of the loop
+            results = [await publish.execute(clients[0], self._pending[0], fence)]
+        else:
+            results = await asyncio.gather(
+                *(publish.execute(client, cmds, fence) for client, cmds in zip(clients, self._pending, strict=True)),
+                return_exceptions=True,
+            )
         replies: list[tuple[str, Any]] = []
         for namespaces, result in zip(self._namespaces, results, strict=True):
             if isinstance(result, BaseException):
