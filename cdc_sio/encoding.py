@@ -16,7 +16,7 @@ import msgpack
 
 from cdc_sio.config import RESERVED_EVENTS
 from cdc_sio.errors import EncodingError
-from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
+from cdc_sio.operations import DisconnectSockets, Operation, Request, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.routing import Emission
 
 EMITTER_UID = "emitter"
@@ -147,7 +147,7 @@ def classic_emit(key: str, emission: Emission) -> EmitEncoder:
     return commands
 
 
-def classic_request(operation: SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit) -> bytes:
+def classic_request(operation: Request) -> bytes:
     """The adapter reads a request as JSON when its first byte is ``{``, else as msgpack (binary arguments)."""
     request_type = _REQUEST_TYPES[type(operation)]
     if isinstance(operation, ServerSideEmit):

@@ -22,7 +22,7 @@ from cdc_sio.encoding import (
     pack,
 )
 from cdc_sio.errors import EncodingError
-from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
+from cdc_sio.operations import DisconnectSockets, Operation, Request, ServerSideEmit, SocketsJoin, SocketsLeave
 from cdc_sio.routing import Emission
 from cdc_sio.targets import RedisStreamsAdapter, ShardedRedisAdapter, stream_for
 
@@ -136,10 +136,8 @@ def _stream(target: RedisStreamsAdapter, namespace: str) -> bytes:
         raise EncodingError(str(error)) from None
 
 
-def message_type(operation: Operation) -> int:
+def message_type(operation: Request) -> int:
     match operation:
-        case Emission():
-            return BROADCAST
         case SocketsJoin():
             return SOCKETS_JOIN
         case SocketsLeave():
@@ -150,7 +148,7 @@ def message_type(operation: Operation) -> int:
             return SERVER_SIDE_EMIT
 
 
-def message_data(operation: SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit) -> dict[str, Any]:
+def message_data(operation: Request) -> dict[str, Any]:
     """The ``data`` member of a request (an emission's is made by its encoder)."""
     if isinstance(operation, ServerSideEmit):
         return {"packet": [operation.event, *operation.args]}
@@ -164,5 +162,5 @@ def message_data(operation: SocketsJoin | SocketsLeave | DisconnectSockets | Ser
             return {"opts": opts, "close": operation.close}
 
 
-def _event_of(operation: Operation) -> str:
-    return operation.event if isinstance(operation, Emission | ServerSideEmit) else type(operation).__name__
+def _event_of(operation: Request) -> str:
+    return operation.event if isinstance(operation, ServerSideEmit) else type(operation).__name__

@@ -51,4 +51,5 @@ class ServerSideEmit:
     args: tuple[Any, ...]
 
 
-Operation = Emission | SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit
+Request = SocketsJoin | SocketsLeave | DisconnectSockets | ServerSideEmit  # what is not a broadcast
+Operation = Emission | Request
