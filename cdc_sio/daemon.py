@@ -160,8 +160,7 @@ class Daemon:
             try:
                 await _check_migrated(worker)
                 wake, lost = asyncio.Event(), Lost()
-                closed = ConnectionError("the LISTEN connection was closed")
-                listener.add_termination_listener(lambda _: lost.set(closed))
+                listener.add_termination_listener(lambda _: lost.set(_listen_closed()))
                 await capture.listen(listener, wake)
                 probe = capture.NotifyProbe(listener)
                 await probe.start()
@@ -292,7 +291,9 @@ class Daemon:
                     await capture.record_daemon(listener, self._record(backend_pid))
             except RECOVERABLE as error:
                 log.debug("round_trip_failed", error=logs.describe_error(error))
-                lost.set(error)
+                # A terminated LISTEN connection can fail a query (InternalClientError) and close
+                # without calling its termination listeners: then the closure is the reason.
+                lost.set(_listen_closed() if listener.is_closed() else error)
                 return
             self.health.backlog, self.health.oldest_age = backlog.waiting, backlog.oldest_age
             self.metrics.backlog.set(backlog.waiting)
@@ -401,6 +402,10 @@ class Daemon:
     def _stalled_after(self) -> float:
         daemon = self.config.daemon
         return max(30.0, 3 * daemon.poll_interval, 3 * self._probe_interval())
+
+
+def _listen_closed() -> ConnectionError:
+    return ConnectionError("the LISTEN connection was closed")
 
 
 def _changed_sections(old: Config, new: Config) -> list[str]:
