@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 from cdc_sio.encoding import Command, EmitEncoder, check, classic_commands, classic_emit
 from cdc_sio.encoding_cluster import sharded_commands, sharded_emit, streams_commands, streams_emit
@@ -19,32 +20,30 @@ Encoder = Callable[[Operation], list[Command]]
 EmitCompiler = Callable[[Emission], EmitEncoder]
 
 
+class TargetEncoders(NamedTuple):
+    """How one target encodes: any operation that passed ``check``, and emissions of one kind (an
+    emission that passed ``check`` gives its namespace, event, except-rooms and flags)."""
+
+    operation: Encoder
+    emission: EmitCompiler
+
+
 def commands(target: Target, operation: Operation) -> list[Command]:
     check(operation)
-    return encoder(target)(operation)
+    return target_encoders(target).operation(operation)
 
 
-def encoder(target: Target) -> Encoder:
-    """The target's commands for an operation that passed ``check``."""
+def target_encoders(target: Target) -> TargetEncoders:
     match target:
         case RedisAdapter():
-            return functools.partial(classic_commands, target.key)
+            return TargetEncoders(
+                functools.partial(classic_commands, target.key), functools.partial(classic_emit, target.key)
+            )
         case ShardedRedisAdapter():
-            return functools.partial(sharded_commands, target)
+            return TargetEncoders(functools.partial(sharded_commands, target), functools.partial(sharded_emit, target))
         case RedisStreamsAdapter():
-            return functools.partial(streams_commands, target)
+            return TargetEncoders(functools.partial(streams_commands, target), functools.partial(streams_emit, target))
         case PythonSocketIO():
-            return functools.partial(python_socketio_commands, target)
-
-
-def emit_compiler(target: Target) -> EmitCompiler:
-    """The target's encoder for emissions of the kind of one that passed ``check`` (its rooms and args aside)."""
-    match target:
-        case RedisAdapter():
-            return functools.partial(classic_emit, target.key)
-        case ShardedRedisAdapter():
-            return functools.partial(sharded_emit, target)
-        case RedisStreamsAdapter():
-            return functools.partial(streams_emit, target)
-        case PythonSocketIO():
-            return functools.partial(python_socketio_emit, target)
+            return TargetEncoders(
+                functools.partial(python_socketio_commands, target), functools.partial(python_socketio_emit, target)
+            )

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from cdc_sio import publish
-from cdc_sio.commands import EmitCompiler, Encoder, emit_compiler, encoder
+from cdc_sio.commands import TargetEncoders, target_encoders
 from cdc_sio.config import SocketIOConfig
 from cdc_sio.encoding import Command, check, check_rooms
 from cdc_sio.operations import DisconnectSockets, Operation, ServerSideEmit, SocketsJoin, SocketsLeave
@@ -51,15 +51,13 @@ class _Destinations:
 
     def __init__(self, pairs: Iterable[tuple[RedisClient, Target]], *, owned: bool) -> None:
         self.clients: list[RedisClient] = []
-        self.encoders: list[tuple[int, Encoder]] = []  # (client index, the target's encoder)
-        self.emit_compilers: list[tuple[int, EmitCompiler]] = []
+        self.encoders: list[tuple[int, TargetEncoders]] = []  # (client index, the target's encoders)
         for client, target in pairs:
             index = next((i for i, known in enumerate(self.clients) if known is client), None)
             if index is None:
                 self.clients.append(client)
                 index = len(self.clients) - 1
-            self.encoders.append((index, encoder(target)))
-            self.emit_compilers.append((index, emit_compiler(target)))
+            self.encoders.append((index, target_encoders(target)))
         if not self.encoders:
             raise ValueError("an emitter needs at least one target")
         self.owned = owned
@@ -71,7 +69,7 @@ class _Destinations:
         """Checked and prepared once per kind of emission; then only the rooms are checked per emission."""
         kind = Emission(namespace, (), event, (), except_rooms, volatile, compress)
         check(kind)
-        encoders = [(index, compile_for(kind)) for index, compile_for in self.emit_compilers]
+        encoders = [(index, target.emission(kind)) for index, target in self.encoders]
 
         def encode(rooms: tuple[str, ...], args: tuple[Any, ...]) -> Encoded:
             check_rooms(rooms)
@@ -115,8 +113,8 @@ class Batch:
         check(operation)
         encoded = []
         size = 0
-        for index, encode_for in self._destinations.encoders:
-            for command in encode_for(operation):
+        for index, target in self._destinations.encoders:
+            for command in target.operation(operation):
                 encoded.append((index, command))
                 payload = command[-1]
                 if isinstance(payload, bytes) and len(payload) > size:

@@ -97,7 +97,7 @@ def streams_emit(target: RedisStreamsAdapter, emission: Emission) -> EmitEncoder
     def commands(rooms: tuple[str, ...], args: tuple[Any, ...]) -> list[Command]:
         data = {
             "packet": event_packet(namespace, event, args),
-            "opts": {"rooms": list(rooms), "flags": options, "except": except_rooms},
+            "opts": {"rooms": list(rooms), "flags": options, "except": except_rooms},  # the streams emitter's order
         }
         return [_xadd(target, stream, namespace, BROADCAST, data, event)]
 
