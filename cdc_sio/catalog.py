@@ -14,17 +14,20 @@ from sqlalchemy.pool import NullPool
 
 from cdc_sio.config import Config, TableConfig, TableName
 from cdc_sio.pg import sql_file
-from cdc_sio.triggers import TableTriggers, quote_table, table_triggers
+from cdc_sio.triggers import RowType, TableTriggers, quote_table, table_triggers
 
-_ROW_TYPE_HAS_JSON = text(sql_file("row_type_has_json.sql"))
+_ROW_TYPE = text(sql_file("row_type.sql"))
 
 
 @dataclass(frozen=True, slots=True)
 class TableInfo:
-    columns: tuple[str, ...]
+    row_type: RowType
     primary_key: tuple[str, ...]
     binary_columns: frozenset[str] = frozenset()  # bytea columns, sent to browsers as binary
-    raw_json: bool = False  # the row holds the json type somewhere: capture it as JSON text
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.row_type.columns
 
 
 def sqlalchemy_url(dsn: str) -> str:
@@ -60,17 +63,16 @@ def _reflect(connection: Connection, tables: Sequence[TableName]) -> dict[TableN
             columns = inspector.get_columns(table.name, schema=table.schema)
         primary_key = inspector.get_pk_constraint(table.name, schema=table.schema)["constrained_columns"]
         binary = frozenset(c["name"] for c in columns if isinstance(c["type"], postgresql.BYTEA))
-        raw_json = connection.execute(_ROW_TYPE_HAS_JSON, {"table": quote_table(table)}).scalar_one()
-        result[table] = TableInfo(tuple(c["name"] for c in columns), tuple(primary_key), binary, raw_json)
+        facts = connection.execute(_ROW_TYPE, {"table": quote_table(table)}).one()
+        row_type = RowType(tuple(c["name"] for c in columns), facts.has_json, facts.has_domain)
+        result[table] = TableInfo(row_type, tuple(primary_key), binary)
     return result
 
 
 def capture_triggers(config: Config, infos: Mapping[TableName, TableInfo | None]) -> dict[TableName, TableTriggers]:
     """The capture DDL of every configured table that exists."""
     return {
-        t.table: table_triggers(t, raw_json_columns=info.columns if info.raw_json else None)
-        for t in config.tables
-        if (info := infos.get(t.table)) is not None
+        t.table: table_triggers(t, info.row_type) for t in config.tables if (info := infos.get(t.table)) is not None
     }
 
 

@@ -43,7 +43,7 @@ class DaemonState:
 @dataclass(frozen=True, slots=True)
 class Status:
     applied_migrations: list[str]
-    tables: dict[str, str]  # "schema.table" -> "up to date" | "differs from config" | ...
+    tables: dict[str, str]  # "schema.table" -> "up to date" | "differs from the config or ..." | ...
     waiting: int
     oldest_age_s: float | None
     dead_letters: int

@@ -35,7 +35,7 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         changed = {**THINGS, "events": {"update": "u"}}
         steps = await migrate_database(make_config(dsn, key, changed, others))
         assert [s.description for s in steps] == [
-            "update capture on public.things (differs from config)",
+            "update capture on public.things (differs from the config or the table's columns)",
             "install capture on public.others",
         ]
         assert [r[0] for r in await connection.fetch(TRIGGERS)] == [
@@ -141,17 +141,27 @@ async def test_hostile_table_and_column_names_are_captured(dsn: str, key: str) -
         await connection.execute(
             'CREATE SCHEMA "Odd; Schema"; '
             'CREATE TABLE "Odd; Schema"."select ""t""" '
-            '("Id" int PRIMARY KEY, "drop table x;--" text, "pass\'word" text)'
+            '("Id" int PRIMARY KEY, "drop table x;--" text, "pass\'word" text, "q""\\u0000" int)'
         )
         table = {
             "table": 'Odd; Schema.select "t"',
             "rooms": ["r:{Id}"],
             "exclude_columns": ["pass'word"],
-            "events": {"insert": "i"},
+            "events": {"insert": "i", "update": "u"},
         }
         await migrate_database(make_config(dsn, key, table))
-        await connection.execute('INSERT INTO "Odd; Schema"."select ""t""" VALUES (1, \'v\', \'p\')')
-        row = await connection.fetchrow("SELECT table_name, data::text FROM cdc_sio.changes")
-        assert tuple(row) == ('Odd; Schema.select "t"', '{"Id": 1, "drop table x;--": "v"}')
+        name = '"Odd; Schema"."select ""t"""'
+        await connection.execute(f"INSERT INTO {name} VALUES (1, 'v', 'p', 0)")
+        await connection.execute(f"UPDATE {name} SET \"pass'word\" = 'q'")  # an excluded column only
+        await connection.execute(f'UPDATE {name} SET "q""\\u0000" = 1')
+        await connection.execute(f'UPDATE {name} SET "Id" = 2')
+        rows = await connection.fetch(
+            "SELECT table_name, data::text, old IS NOT NULL AS old FROM cdc_sio.changes ORDER BY id"
+        )
+        assert [tuple(row) for row in rows] == [
+            ('Odd; Schema.select "t"', '{"Id": 1, "q\\"\\\\u0000": 0, "drop table x;--": "v"}', False),
+            ('Odd; Schema.select "t"', '{"Id": 1, "q\\"\\\\u0000": 1, "drop table x;--": "v"}', False),
+            ('Odd; Schema.select "t"', '{"Id": 2, "q\\"\\\\u0000": 1, "drop table x;--": "v"}', True),
+        ]
     finally:
         await connection.close()

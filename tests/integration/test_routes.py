@@ -118,6 +118,48 @@ async def test_updates_that_change_nothing_or_not_the_listed_columns_are_not_emi
     ]
 
 
+async def test_updates_of_excluded_columns_only_are_not_emitted_and_old_rows_are_kept_for_moves(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """The trigger compares old and new rows as records, with the excluded (or non-room) columns nulled."""
+    config = make_config(dsn, key, things(rooms=["org:{org_id}"], exclude_columns=["secret"]))
+    await migrate_database(config)
+    await db.execute("INSERT INTO things (id, org_id, name, secret) VALUES (1, 1, 'a', 's')")
+    await db.execute("UPDATE things SET secret = 't'")
+    await db.execute("UPDATE things SET name = 'a', secret = 'u'")
+    await db.execute("UPDATE things SET name = 'b'")
+    await db.execute("UPDATE things SET org_id = 2")
+    logged = [(r["op"], r["old"]) for r in await db.fetch("SELECT op, old::text FROM cdc_sio.changes ORDER BY id")]
+    assert logged == [
+        ("insert", None),
+        ("update", None),
+        ("update", '{"v": 0, "id": 1, "name": "b", "token": null, "org_id": 1, "importance": 0}'),
+    ]
+    await publish_waiting(config)
+    assert [(e.event, e.rooms, row_of(e)["name"]) for e in await drain(subscriber)] == [
+        ("c", ("org:1",), "a"),
+        ("u", ("org:1",), "b"),
+        ("u", ("org:2",), "b"),
+        ("d", ("org:1",), "b"),
+    ]
+
+
+async def test_a_column_whose_domain_refuses_null_does_not_break_the_update(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """Rows of such a table are compared as jsonb: nulling the column to compare records would fail the write."""
+    await db.execute("CREATE DOMAIN label AS text NOT NULL")
+    await db.execute("CREATE TABLE labelled (id int PRIMARY KEY, label label, secret text)")
+    table = {"table": "labelled", "rooms": ["l:{id}"], "exclude_columns": ["secret"], "events": {"update": "u"}}
+    config = make_config(dsn, key, table)
+    await migrate_database(config)
+    await db.execute("INSERT INTO labelled VALUES (1, 'a', 's')")
+    await db.execute("UPDATE labelled SET secret = 't'")
+    await db.execute("UPDATE labelled SET label = 'b'")
+    await publish_waiting(config)
+    assert [(e.event, row_of(e)) for e in await drain(subscriber)] == [("u", {"id": 1, "label": "b"})]
+
+
 async def test_a_row_moving_to_another_room_tells_the_old_room(
     dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
 ) -> None:

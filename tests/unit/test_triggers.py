@@ -8,13 +8,14 @@ import pytest
 
 from cdc_sio.config import TableConfig, TableName, parse_config
 from cdc_sio.migrate import migrations
-from cdc_sio.triggers import TableTriggers, quote_ident, quote_literal, table_triggers, uninstall_sql
+from cdc_sio.triggers import RowType, TableTriggers, quote_ident, quote_literal, table_triggers, uninstall_sql
 
 EXPECTED = """\
 CREATE OR REPLACE FUNCTION cdc_sio."capture_b4fdde28887c058e"() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
     AS $cdc_sio$
 #variable_conflict use_column
 BEGIN
@@ -85,6 +86,44 @@ def test_old_row_is_kept_only_when_a_room_column_changed() -> None:
     sql = table_triggers(table(rooms=["org:{org_id}", "t:{$table}"])).install_sql
     assert "CASE WHEN j.new_data -> 'org_id' IS DISTINCT FROM j.old_data -> 'org_id' THEN j.old_data END" in sql
     assert ", NULL, m.routes" in triggers(rooms=["static"], events={"update": "u"}).install_sql
+
+
+THINGS = RowType(("id", "org_id", "name", "secret", "v"))
+
+
+def test_updates_of_a_known_row_type_are_compared_as_records_with_the_other_columns_nulled() -> None:
+    """No old row as jsonb unless a room column changed; the no-op check ignores the excluded columns."""
+    config = table(rooms=["org:{org_id}"], exclude_columns=["secret"])
+    update = table_triggers(config, THINGS).function_body
+    others = """'{"id": null, "name": null, "secret": null, "v": null}'"""
+    assert (
+        f"CASE WHEN NOT coalesce(jsonb_populate_record(n.cdc_sio_new, {others}) *= "
+        f"jsonb_populate_record(o.cdc_sio_old, {others}), false) "
+        "THEN to_jsonb(o.cdc_sio_old) - ARRAY['secret']::text[] END" in update
+    )
+    assert "(SELECT to_jsonb(n.cdc_sio_new) - ARRAY['secret']::text[] AS new_data OFFSET 0) AS j" in update
+    secret = """'{"secret": null}'"""
+    assert (
+        f"WHERE NOT coalesce(jsonb_populate_record(n.cdc_sio_new, {secret}) *= "
+        f"jsonb_populate_record(o.cdc_sio_old, {secret}), false);\n" in update
+    )
+    plain = table_triggers(table(), THINGS).function_body
+    assert "WHERE NOT coalesce(n.cdc_sio_new *= o.cdc_sio_old, false);" in plain
+
+
+def test_a_route_that_sends_the_old_row_gets_it_as_jsonb_and_still_compares_records() -> None:
+    sql = table_triggers(table(payload="changes"), THINGS).function_body
+    assert "to_jsonb(n.cdc_sio_new) AS new_data, to_jsonb(o.cdc_sio_old) AS old_data OFFSET 0" in sql
+    assert "'update', j.new_data, j.old_data, m.routes" in sql
+    assert "WHERE NOT coalesce(n.cdc_sio_new *= o.cdc_sio_old, false);" in sql
+
+
+def test_rows_with_a_domain_or_json_are_compared_as_jsonb() -> None:
+    domain = table_triggers(table(), RowType(THINGS.columns, has_domain=True)).function_body
+    assert domain == table_triggers(table()).function_body
+    assert "WHERE j.new_data IS DISTINCT FROM j.old_data;" in domain
+    json = table_triggers(table(exclude_columns=["secret"]), RowType(THINGS.columns, has_json=True)).function_body
+    assert "*=" not in json and "row_to_json" in json
 
 
 def test_truncate_gets_its_own_statement_trigger() -> None:
