@@ -43,9 +43,31 @@ async def read_batch(
     commit_timestamps: bool,
     pass_over: Sequence[int] = (),
     delete: Sequence[int] = (),
+    floor: int = 0,
 ) -> list[Any]:
-    """Delete the published changes *delete*, and return the oldest waiting changes but *pass_over*."""
-    return await connection.fetch(_READ_BATCH, limit, commit_timestamps, pass_over, delete)  # type: ignore[no-any-return]
+    """Delete the published changes *delete*, and return the oldest waiting changes above *floor* but
+    *pass_over*."""
+    return await connection.fetch(_READ_BATCH, limit, commit_timestamps, pass_over, delete, floor)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """A look at the change log's ids (see migration 0004): once a later look finds every transaction
+    older than *xact* ended, no change with an id up to *last_id* can appear any more."""
+
+    last_id: int
+    xact: int | None  # None: no id was handed out since the look the daemon knew
+    oldest_running: int
+    filenode: int  # changes when the ids start over
+
+
+async def id_horizon(connection: asyncpg.Connection, known_last_id: int | None) -> Horizon:
+    row = await connection.fetchrow(
+        "SELECT last_id, xact::text, oldest_running::text, filenode::bigint FROM cdc_sio.id_horizon($1)",
+        known_last_id,
+    )
+    assert row is not None
+    return Horizon(row[0], None if row[1] is None else int(row[1]), int(row[2]), row[3])
 
 
 async def delete_changes(connection: asyncpg.Connection, ids: Sequence[int]) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -29,6 +31,7 @@ BUSY_POLL = 0.001  # seconds between reads while changes flow
 SLOW_POLL = 0.025  # the longest gap between reads while the daemon cannot go idle
 IDLE_AFTER = 3  # empty reads in a row before the daemon tries to go idle
 PATIENCE = 8  # refused attempts to go idle before the reads slow down towards SLOW_POLL
+HORIZON_INTERVAL = 1.0  # seconds between looks at the change log's id horizon
 
 
 class Pace:
@@ -70,11 +73,27 @@ class LogReader:
     """Reads batches from the change log, oldest first, outside any transaction, and deletes each batch
     once Redis accepted it (a crash in between publishes it again), in one statement with the next read.
     During a backlog that read is made while this batch is published (passing over its changes).
+
+    The reads start above a floor, below which every change was deleted (or is passed over), so that
+    they do not walk the index over deleted changes that autovacuum has not removed yet. The floor
+    rises to an id that the id horizon says can no longer appear, once a read finds none left below it.
     """
 
-    def __init__(self, connection: asyncpg.Connection, *, commit_timestamps: bool) -> None:
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        *,
+        commit_timestamps: bool,
+        horizon_interval: float = HORIZON_INTERVAL,
+    ) -> None:
         self.connection = connection  # one statement at a time: a park waits for a read ahead
         self.commit_timestamps = commit_timestamps
+        self.horizon_interval = horizon_interval
+        self.horizon: capture.Horizon | None = None  # the last look that took a transaction id
+        self.looked_at = -math.inf
+        self.settled = 0  # no change with an id up to this one can appear any more
+        self.floor = 0
+        self.flowing = True  # the last read found changes
         self.ahead: asyncio.Task[list[Any]] | None = None
         self.read_on: list[Any] = []  # read with the delete of the batch published last
         self.batch_size = 0
@@ -123,10 +142,42 @@ class LogReader:
     def _read(self, batch_size: int) -> Coroutine[Any, Any, list[Any]]:
         """The read, its ids bound now: the ones it deletes are no longer this object's to delete."""
         deleting, self.done = self.done, []
-        return capture.read_batch(
+        return self._read_above_floor(batch_size, self.in_flight, deleting)
+
+    async def _read_above_floor(self, batch_size: int, pass_over: list[int], deleting: list[int]) -> list[Any]:
+        # Before the read while changes flow, else after a read that found nothing: a change that
+        # wakes the daemon from idle does not wait for a look.
+        if self.flowing and self._horizon_due():
+            await self._look_at_horizon()
+        settled = self.settled  # known before this read started
+        records = await capture.read_batch(
             self.connection,
             batch_size,
             commit_timestamps=self.commit_timestamps,
-            pass_over=self.in_flight,
+            pass_over=pass_over,
             delete=deleting,
+            floor=self.floor,
         )
+        if settled > self.floor and (not records or records[0]["id"] > settled):
+            self.floor = settled
+        self.flowing = bool(records)
+        if not records and self._horizon_due():
+            await self._look_at_horizon()
+        return records
+
+    def _horizon_due(self) -> bool:
+        return time.monotonic() - self.looked_at >= self.horizon_interval
+
+    async def _look_at_horizon(self) -> None:
+        self.looked_at = time.monotonic()
+        earlier = self.horizon
+        now = await capture.id_horizon(self.connection, None if earlier is None else earlier.last_id)
+        if earlier is None or now.filenode != earlier.filenode:  # the first look, or the ids started over
+            self.floor = self.settled = 0
+            self.horizon = now if now.xact is not None else None
+            return
+        assert earlier.xact is not None
+        if now.oldest_running > earlier.xact:
+            self.settled = earlier.last_id
+        if now.xact is not None:
+            self.horizon = now

@@ -26,6 +26,7 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
             "apply migration 0001_initial",
             "apply migration 0002_routes",
             "apply migration 0003_daemon_state",
+            "apply migration 0004_id_horizon",
             "install capture on public.things",
         ]
         assert await connection.fetch(TRIGGERS) == [("things:cdc_sio_v1_insert",), ("things:cdc_sio_v1_update",)]
@@ -86,7 +87,7 @@ async def test_dry_run_changes_nothing(dsn: str, key: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         steps = await migrate.migrate(connection, make_config(dsn, key, THINGS), dry_run=True)
-        assert len(steps) == 5
+        assert len(steps) == 6
         assert "CREATE TRIGGER cdc_sio_v1_insert" in migrate.render_steps(steps)
         assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
     finally:
