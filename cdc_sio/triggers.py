@@ -112,7 +112,8 @@ def table_triggers(config: TableConfig, row_type: RowType | None = None) -> Tabl
 
     A row that holds the json type, whose content jsonb may refuse (``\\u0000``, a lone
     surrogate), is written as JSON text inside a jsonb string, built from its columns, so that no
-    value can make the application's write fail. Otherwise an UPDATE's old and new rows are
+    value can make the application's write fail. Otherwise, unless a column is a domain (whose
+    constraints may refuse the nulls that the comparison sets), an UPDATE's old and new rows are
     compared byte for byte as records, which costs a fraction of comparing them as jsonb.
     """
     table = config.table
