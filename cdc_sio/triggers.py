@@ -220,11 +220,14 @@ class _Shape:
             # A statement's old and new rows are paired by position: PostgreSQL adds each updated
             # row's old and new version to the two transition tables one after the other. Pairing
             # by key would pair wrongly when the statement changes keys (SET id = id + 10).
+            # The plan is made once per connection, for the row counts of its first statement; a
+            # FULL JOIN (the tables are the same size) cannot be a nested loop, which, planned for
+            # one row, would take quadratic time on a later bulk statement.
             return [
                 head,
                 f"SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes",
                 "FROM (SELECT cdc_sio_new, row_number() OVER () AS i FROM new_rows AS cdc_sio_new) AS n",
-                "LEFT JOIN (SELECT cdc_sio_old, row_number() OVER () AS i FROM old_rows AS cdc_sio_old) AS o"
+                "FULL JOIN (SELECT cdc_sio_old, row_number() OVER () AS i FROM old_rows AS cdc_sio_old) AS o"
                 " ON n.i = o.i",
                 "CROSS JOIN LATERAL (SELECT (n.cdc_sio_new).*) AS new",
                 "CROSS JOIN LATERAL (SELECT (o.cdc_sio_old).*) AS old",

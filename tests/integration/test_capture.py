@@ -154,6 +154,20 @@ async def test_a_one_megabyte_row_is_captured_and_published_intact(
     assert row_of(emission)["name"] == big
 
 
+async def test_a_bulk_update_after_single_row_ones_on_the_same_connection_is_captured_in_linear_time(
+    config: Config, db: asyncpg.Connection
+) -> None:
+    """PostgreSQL plans the capture once per connection, with the row counts of its first statement.
+    Planned for one row, a join of the old and new rows could be a nested loop: 30,000 rows would then
+    take minutes (the timeout below), where a hash or merge join takes well under a second."""
+    await db.execute("INSERT INTO things (id, name) SELECT g, 'n' || g FROM generate_series(1, 30000) g")
+    await db.execute("UPDATE things SET name = 'one' WHERE id = 1")
+    await db.execute("SET statement_timeout = '20s'")
+    await db.execute("UPDATE things SET name = name || '+'")
+    counts = await db.fetch("SELECT op, count(*) FROM cdc_sio.changes GROUP BY op ORDER BY op")
+    assert [tuple(row) for row in counts] == [("insert", 30000), ("update", 30001)]
+
+
 async def test_a_missed_notification_only_delays_the_change(
     config: Config, db: asyncpg.Connection, subscriber: Subscriber
 ) -> None:

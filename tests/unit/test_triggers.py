@@ -23,7 +23,7 @@ BEGIN
         INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)
         SELECT 'public.things', 'update', j.new_data, j.old_data, m.routes
         FROM (SELECT cdc_sio_new, row_number() OVER () AS i FROM new_rows AS cdc_sio_new) AS n
-        LEFT JOIN (SELECT cdc_sio_old, row_number() OVER () AS i FROM old_rows AS cdc_sio_old) AS o ON n.i = o.i
+        FULL JOIN (SELECT cdc_sio_old, row_number() OVER () AS i FROM old_rows AS cdc_sio_old) AS o ON n.i = o.i
         CROSS JOIN LATERAL (SELECT (n.cdc_sio_new).*) AS new
         CROSS JOIN LATERAL (SELECT (o.cdc_sio_old).*) AS old
         CROSS JOIN LATERAL (SELECT to_jsonb(n.cdc_sio_new) - ARRAY['secret']::text[] AS new_data, to_jsonb(o.cdc_sio_old) - ARRAY['secret']::text[] AS old_data OFFSET 0) AS j
