@@ -285,6 +285,39 @@ async def test_composite_keys_missing_keys_partitions_and_mixed_case_names(
     ]
 
 
+async def test_an_update_that_moves_rows_between_partitions_pairs_each_new_row_with_its_old_row(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """A moved row is deleted from one partition and inserted into another; the partitioned table's
+    trigger still sees one old and one new row for it, in step with the rows that stay."""
+    await db.execute(
+        """
+        CREATE TABLE measurements (city int, at date, value int, PRIMARY KEY (city, at)) PARTITION BY RANGE (at);
+        CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        CREATE TABLE measurements_2027 PARTITION OF measurements FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+        INSERT INTO measurements SELECT g, '2026-05-01', g FROM generate_series(1, 4) g;
+        """
+    )
+    table = {"table": "measurements", "rooms": ["city:{city}"], "payload": "changes", "events": {"update": "u"}}
+    config = make_config(dsn, key, table)
+    await migrate_database(config)
+    await db.execute(
+        "UPDATE measurements SET value = value * 10,"
+        " at = CASE WHEN city % 2 = 0 THEN at + 365 ELSE at END,"
+        " city = CASE WHEN city % 2 = 0 THEN city + 10 ELSE city END"
+    )
+    await publish_waiting(config)
+    published = {(e.event, e.rooms): (e.args[0], meta_of(e).get("left", False)) for e in await drain(subscriber)}
+    assert published == {
+        ("u", ("city:1",)): ({"city": 1, "at": "2026-05-01", "value": 10}, False),
+        ("u", ("city:3",)): ({"city": 3, "at": "2026-05-01", "value": 30}, False),
+        ("u", ("city:12",)): ({"city": 12, "at": "2027-05-01", "value": 20}, False),
+        ("u", ("city:14",)): ({"city": 14, "at": "2027-05-01", "value": 40}, False),
+        ("u::left", ("city:2",)): ({"city": 2, "at": "2026-05-01"}, True),
+        ("u::left", ("city:4",)): ({"city": 4, "at": "2026-05-01"}, True),
+    }
+
+
 async def test_a_table_without_a_primary_key_needs_one_configured(dsn: str, key: str, db: asyncpg.Connection) -> None:
     await db.execute("CREATE TABLE events_log (ref text)")
     with pytest.raises(ConfigError, match=r"table public\.events_log has no primary key: add one, or name the columns"):
