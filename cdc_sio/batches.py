@@ -58,7 +58,8 @@ async def publish_batch(
         if number % YIELD_EVERY == 0:
             await asyncio.sleep(0)  # let a read ahead reach PostgreSQL meanwhile
         try:
-            change = capture.to_change(record, shapes.binary_columns.get(record["table_name"], ()))
+            table = record["table_name"]
+            change = capture.to_change(record, shapes.binary_columns.get(table, ()), shapes.excluded.get(table, ()))
             emissions = route(change)
             encoded = [encode(config, messages, emission, change, shapes) for emission in emissions]
         except Exception as error:  # one bad row must never stop the stream: park it, with the reason

@@ -76,15 +76,15 @@ async def delete_changes(connection: asyncpg.Connection, ids: Sequence[int]) -> 
         await connection.execute("DELETE FROM cdc_sio.changes WHERE id = ANY ($1::bigint[])", ids)
 
 
-def to_change(record: Any, binary_columns: Collection[str] = ()) -> Change:
+def to_change(record: Any, binary_columns: Collection[str] = (), excluded: Collection[str] = ()) -> Change:
     old, routes = record["old"], record["routes"]
     return Change(
         record["id"],
         record["table_name"],
         record["op"],
-        decode_row(record["data"], binary_columns),
+        decode_row(record["data"], binary_columns, excluded),
         _isoformat(record["committed_at"]),
-        None if old is None else decode_row(old, binary_columns),
+        None if old is None else decode_row(old, binary_columns, excluded),
         None if routes is None else tuple(routes),
     )
 

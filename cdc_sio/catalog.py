@@ -129,11 +129,13 @@ class TableShapes:
 
     keys: dict[str, tuple[str, ...]]
     binary_columns: dict[str, frozenset[str]]
+    excluded: dict[str, tuple[str, ...]]
 
 
 def table_shapes(config: Config, infos: Mapping[TableName, TableInfo]) -> TableShapes:
     binary = {str(t.table): info.binary_columns for t in config.tables if (info := infos.get(t.table)) is not None}
-    return TableShapes(primary_keys(config, infos), binary)
+    excluded = {str(t.table): t.exclude_columns for t in config.tables if t.exclude_columns}
+    return TableShapes(primary_keys(config, infos), binary, excluded)
 
 
 def primary_keys(config: Config, infos: Mapping[TableName, TableInfo | None]) -> dict[str, tuple[str, ...]]:

@@ -63,7 +63,7 @@ class Daemon:
     ) -> None:
         """*load_config* reads the configuration again for :meth:`reload` (SIGHUP)."""
         self.config = config
-        self.shapes = TableShapes({}, {})  # of the tables in self.config, read at each (re)connection
+        self.shapes = TableShapes({}, {}, {})  # of the tables in self.config, read at each (re)connection
         self.notifier = notifier or Notifier(None)
         self.load_config = load_config
         self.metrics = Metrics()

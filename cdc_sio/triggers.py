@@ -111,17 +111,17 @@ def table_triggers(config: TableConfig, row_type: RowType | None = None) -> Tabl
     """The function and triggers for *config*, on a table whose row is *row_type* (None: unknown).
 
     A row that holds the json type, whose content jsonb may refuse (``\\u0000``, a lone
-    surrogate), is written as JSON text inside a jsonb string, built from its columns, so that no
-    value can make the application's write fail. Otherwise, unless a column is a domain (whose
-    constraints may refuse the nulls that the comparison sets), an UPDATE's old and new rows are
-    compared byte for byte as records, which costs a fraction of comparing them as jsonb.
+    surrogate), is written as its JSON text inside a jsonb string, so that no value can make the
+    application's write fail. Unless a column is a domain (whose constraints may refuse the nulls
+    that the comparison sets), an UPDATE's old and new rows are compared byte for byte as records,
+    which costs a fraction of comparing them as jsonb.
     """
     table = config.table
     function = f"cdc_sio.{quote_ident(function_name(table))}"
     raw = image = None
     if row_type is not None and row_type.has_json:
         raw = tuple(c for c in row_type.columns if c not in config.exclude_columns)
-    elif row_type is not None and not row_type.has_domain:
+    if row_type is not None and not row_type.has_domain:
         image = row_type.columns
     shape = _Shape(config, raw, image)
     branches = [(op, shape.capture_sql(op)) for op in config.operations]
@@ -187,6 +187,11 @@ class _Shape:
         if self.raw_json_columns is not None:
             if not self.config.exclude_columns:
                 return f"to_jsonb(row_to_json({whole})::text)"
+            if self.image_columns is not None:
+                # Set to null (the daemon drops them): a row built from the columns named here would
+                # make the application's writes fail once one of them is dropped.
+                nulled = f"jsonb_populate_record({whole}, {_nulls(self.config.exclude_columns)})"
+                return f"to_jsonb(row_to_json({nulled})::text)"
             columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
             return f"to_jsonb((SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
         excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
@@ -261,10 +266,9 @@ class _Shape:
         (None when rows are compared as jsonb); a column added after migrate counts as any other."""
         if self.image_columns is None:
             return None
-        names = sorted(set(nulled))
-        if not names:
+        nulls = _nulls(nulled)
+        if nulls is None:
             return "coalesce(n.cdc_sio_new *= o.cdc_sio_old, false)"
-        nulls = quote_literal(json.dumps(dict.fromkeys(names)))
         return (
             f"coalesce(jsonb_populate_record(n.cdc_sio_new, {nulls}) *= "
             f"jsonb_populate_record(o.cdc_sio_old, {nulls}), false)"
@@ -292,6 +296,12 @@ class _Shape:
             return "CASE WHEN " + " OR ".join(self.changed(c) for c in room_columns) + f" THEN {old} END"
         rooms_unchanged = self.same(c for c in self.image_columns if c not in room_columns)
         return f"CASE WHEN NOT {rooms_unchanged} THEN {old} END"
+
+
+def _nulls(columns: Iterable[str]) -> str | None:
+    """A jsonb literal that sets *columns* to null through ``jsonb_populate_record`` (None: no columns)."""
+    names = sorted(set(columns))
+    return quote_literal(json.dumps(dict.fromkeys(names))) if names else None
 
 
 def drop_trigger_statements(table: TableName) -> list[str]:

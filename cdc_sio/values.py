@@ -15,11 +15,14 @@ from typing import Any
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
-def decode_row(text: str, binary_columns: Collection[str] = ()) -> dict[str, Any]:
-    """*text* is a JSON object, or (for tables holding the json type) a JSON string of one."""
+def decode_row(text: str, binary_columns: Collection[str] = (), excluded: Collection[str] = ()) -> dict[str, Any]:
+    """*text* is a JSON object, or (for tables holding the json type) a JSON string of one, whose
+    *excluded* columns the capture set to null."""
     row = _decoder.raw_decode(text)[0]  # PostgreSQL's JSON has no surrounding whitespace to skip
     if isinstance(row, str):
         row = _decoder.raw_decode(row)[0]
+        for column in excluded:
+            row.pop(column, None)
     _exact_integers(row)
     for column in binary_columns:
         value = row.get(column)

@@ -367,6 +367,34 @@ async def test_dead_letters_can_be_listed_and_retried_after_a_fix(
     assert await deadletters.list_dead_letters(db) == []
 
 
+async def test_a_column_dropped_from_a_table_holding_json_never_fails_the_application_s_write(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """Such rows stay JSON text, with the excluded columns taken out of it: never by naming the
+    columns that the table had when migrate ran."""
+    await db.execute("CREATE TABLE docs (id int PRIMARY KEY, org int, body json, note text, secret text)")
+    table = {
+        "table": "docs",
+        "rooms": ["org:{org}"],
+        "exclude_columns": ["secret"],
+        "events": {"insert": "i", "update": "u"},
+    }
+    config = make_config(dsn, key, table)
+    await migrate_database(config)
+    await db.execute("""INSERT INTO docs VALUES (1, 1, '{"a": 1}', 'n', 's')""")
+    await db.execute("ALTER TABLE docs DROP COLUMN note")
+    await db.execute("UPDATE docs SET org = 2 WHERE id = 1")
+    await db.execute("""INSERT INTO docs VALUES (2, 2, '{"a": "\\u0000"}', 's')""")
+    await publish_waiting(config)
+    published = [(e.event, e.rooms, e.args[0]) for e in await drain(subscriber)]
+    assert published == [
+        ("i", ("org:1",), {"id": 1, "org": 1, "body": {"a": 1}, "note": "n"}),
+        ("u", ("org:2",), {"id": 1, "org": 2, "body": {"a": 1}}),
+        ("u::left", ("org:1",), {"id": 1, "org": 1, "body": {"a": 1}}),
+        ("i", ("org:2",), {"id": 2, "org": 2, "body": {"a": "\x00"}}),
+    ]
+
+
 async def test_json_content_that_jsonb_refuses_never_fails_the_application_s_write(
     dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
 ) -> None:

@@ -118,12 +118,16 @@ def test_a_route_that_sends_the_old_row_gets_it_as_jsonb_and_still_compares_reco
     assert "WHERE NOT coalesce(n.cdc_sio_new *= o.cdc_sio_old, false);" in sql
 
 
-def test_rows_with_a_domain_or_json_are_compared_as_jsonb() -> None:
+def test_rows_with_a_domain_are_compared_as_jsonb_and_rows_with_json_stay_json_text() -> None:
     domain = table_triggers(table(), RowType(THINGS.columns, has_domain=True)).function_body
     assert domain == table_triggers(table()).function_body
     assert "WHERE j.new_data IS DISTINCT FROM j.old_data;" in domain
     json = table_triggers(table(exclude_columns=["secret"]), RowType(THINGS.columns, has_json=True)).function_body
-    assert "*=" not in json and "row_to_json" in json
+    assert "to_jsonb(row_to_json(jsonb_populate_record(n.cdc_sio_new, '{\"secret\": null}'))::text)" in json
+    assert "*=" in json and "cdc_sio_row" not in json  # no column is named
+    both = RowType(THINGS.columns, has_json=True, has_domain=True)
+    json_and_domain = table_triggers(table(exclude_columns=["secret"]), both).function_body
+    assert "*=" not in json_and_domain and "row_to_json(cdc_sio_row.*)" in json_and_domain
 
 
 def test_truncate_gets_its_own_statement_trigger() -> None:
