@@ -154,6 +154,15 @@ async def test_a_one_megabyte_row_is_captured_and_published_intact(
     assert row_of(emission)["name"] == big
 
 
+async def test_rows_loaded_with_copy_are_captured(
+    config: Config, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    await db.copy_records_to_table("things", records=[(i, f"n{i}") for i in range(1, 1001)], columns=["id", "name"])
+    await asyncio.wait_for(daemon.run(config, asyncio.Event(), once=True), timeout=60)
+    published = [await subscriber.next() for _ in range(1000)]
+    assert sorted(row_of(e)["id"] for _, e in published) == list(range(1, 1001))
+
+
 async def test_a_bulk_update_after_single_row_ones_on_the_same_connection_is_captured_in_linear_time(
     config: Config, db: asyncpg.Connection
 ) -> None:

@@ -179,6 +179,38 @@ async def test_a_row_moving_to_another_room_tells_the_old_room(
     assert await db.fetchval("SELECT count(*) FROM cdc_sio.changes") == 0
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO things (id, org_id, name) VALUES (1, 2, 'b'), (2, 1, 'b'), (3, 1, 'c'), (4, 2, 'd')"
+        " ON CONFLICT (id) DO UPDATE SET org_id = excluded.org_id, name = excluded.name",
+        "MERGE INTO things AS t"
+        " USING (VALUES (1, 2, 'b'), (2, 1, 'b'), (3, 1, 'c'), (4, 2, 'd')) AS s (id, org_id, name) ON t.id = s.id"
+        " WHEN MATCHED THEN UPDATE SET org_id = s.org_id, name = s.name"
+        " WHEN NOT MATCHED THEN INSERT (id, org_id, name) VALUES (s.id, s.org_id, s.name)",
+    ],
+    ids=["upsert", "merge"],
+)
+async def test_upserts_and_merges_are_captured_as_inserts_and_updates(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber, statement: str
+) -> None:
+    config = make_config(dsn, key, things(rooms=["org:{org_id}"], payload="changes"))
+    await migrate_database(config)
+    await db.execute("INSERT INTO things (id, org_id, name) VALUES (1, 1, 'a'), (2, 1, 'b')")
+    await publish_waiting(config)
+    await drain(subscriber)
+    await db.execute(statement)
+    await publish_waiting(config)
+    published = {(e.event, e.rooms, meta_of(e).get("left", False)): e.args[0] for e in await drain(subscriber)}
+    unset = {"secret": None, "importance": 0, "token": None, "v": 0}
+    assert published == {
+        ("u", ("org:2",), False): {"id": 1, "org_id": 2, "name": "b"},
+        ("d", ("org:1",), True): {"id": 1},
+        ("c", ("org:1",), False): {"id": 3, "org_id": 1, "name": "c", **unset},
+        ("c", ("org:2",), False): {"id": 4, "org_id": 2, "name": "d", **unset},
+    }
+
+
 async def test_a_statement_that_changes_keys_pairs_each_new_row_with_its_own_old_row(
     dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
 ) -> None:
