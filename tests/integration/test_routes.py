@@ -399,19 +399,21 @@ async def test_dead_letters_can_be_listed_and_retried_after_a_fix(
     assert await deadletters.list_dead_letters(db) == []
 
 
+DOCS = {
+    "table": "docs",
+    "rooms": ["org:{org}"],
+    "exclude_columns": ["secret"],
+    "events": {"insert": "i", "update": "u"},
+}
+
+
 async def test_a_column_dropped_from_a_table_holding_json_never_fails_the_application_s_write(
     dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
 ) -> None:
     """Such rows stay JSON text, with the excluded columns taken out of it: never by naming the
     columns that the table had when migrate ran."""
     await db.execute("CREATE TABLE docs (id int PRIMARY KEY, org int, body json, note text, secret text)")
-    table = {
-        "table": "docs",
-        "rooms": ["org:{org}"],
-        "exclude_columns": ["secret"],
-        "events": {"insert": "i", "update": "u"},
-    }
-    config = make_config(dsn, key, table)
+    config = make_config(dsn, key, DOCS)
     await migrate_database(config)
     await db.execute("""INSERT INTO docs VALUES (1, 1, '{"a": 1}', 'n', 's')""")
     await db.execute("ALTER TABLE docs DROP COLUMN note")
@@ -432,13 +434,7 @@ async def test_json_content_that_jsonb_refuses_never_fails_the_application_s_wri
 ) -> None:
     """A json column may hold \\u0000 or a lone surrogate: the write succeeds, the change is delivered or parked."""
     await db.execute("CREATE TABLE docs (id int PRIMARY KEY, org int, body json, secret text)")
-    table = {
-        "table": "docs",
-        "rooms": ["org:{org}"],
-        "exclude_columns": ["secret"],
-        "events": {"insert": "i", "update": "u"},
-    }
-    config = make_config(dsn, key, table)
+    config = make_config(dsn, key, DOCS)
     await migrate_database(config)
     await db.execute("""INSERT INTO docs VALUES (1, 1, '{"text": "a\\u0000b"}', 's')""")
     await db.execute("""INSERT INTO docs VALUES (2, 1, '{"text": "\\ud800"}', 's')""")
