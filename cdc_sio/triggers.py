@@ -198,7 +198,9 @@ class _Shape:
         return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
 
     def changed(self, column: str) -> str:
-        if self.raw_json_columns is not None:
+        if self.raw_json_columns is not None:  # jsonb may refuse the row: compare records, or text
+            if self.image_columns is not None:
+                return f"NOT {self.same(c for c in self.image_columns if c != column)}"
             return f"new.{quote_ident(column)}::text IS DISTINCT FROM old.{quote_ident(column)}::text"
         key = quote_literal(column)
         return f"j.new_data -> {key} IS DISTINCT FROM j.old_data -> {key}"

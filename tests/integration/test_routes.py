@@ -429,6 +429,26 @@ async def test_a_column_dropped_from_a_table_holding_json_never_fails_the_applic
     ]
 
 
+async def test_only_when_changed_on_a_table_holding_json_survives_its_column_being_dropped(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """The application's writes go on (the daemon refuses the config until it is fixed)."""
+    await db.execute("CREATE TABLE docs (id int PRIMARY KEY, status text, body json)")
+    route = {"name": "status", "on": ["update"], "only_when_changed": ["status"], "event": "u"}
+    config = make_config(dsn, key, {"table": "docs", "routes": [route]})
+    await migrate_database(config)
+    await db.execute("""INSERT INTO docs VALUES (1, 'new', '{"a": "\\u0000"}')""")
+    await db.execute("""UPDATE docs SET body = '{"a": 1}'""")
+    await db.execute("UPDATE docs SET status = 'done'")
+    await publish_waiting(config)
+    assert [(e.event, row_of(e)) for e in await drain(subscriber)] == [
+        ("u", {"id": 1, "status": "done", "body": {"a": 1}})
+    ]
+    await db.execute("ALTER TABLE docs DROP COLUMN status")
+    await db.execute("""UPDATE docs SET body = '{"a": 2}'""")
+    assert await db.fetchval("SELECT count(*) FROM cdc_sio.changes") == 0
+
+
 async def test_json_content_that_jsonb_refuses_never_fails_the_application_s_write(
     dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
 ) -> None:
