@@ -279,8 +279,9 @@ class _Shape:
     def keeps_old_jsonb(self) -> bool:
         """Whether every updated row's old version becomes jsonb: to compare rows, or for a route."""
         routes = self.config.routes_for("update")
+        by_jsonb = self.raw_json_columns is None  # how changed() compares a column, given records
         return self.image_columns is None or any(
-            r.payload == "changes" or r.include_old or r.only_when_changed for r in routes
+            r.payload == "changes" or r.include_old or (r.only_when_changed and by_jsonb) for r in routes
         )
 
     def old_sql(self) -> str:
