@@ -230,6 +230,33 @@ async def test_a_statement_that_changes_keys_pairs_each_new_row_with_its_own_old
     }
 
 
+async def test_changes_made_by_foreign_key_cascades_are_captured(
+    dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber
+) -> None:
+    """PostgreSQL runs a cascade as its own statement on the child table, as the table's owner."""
+    config = make_config(dsn, key, things(rooms=["org:{org_id}"], payload="changes"))
+    await migrate_database(config)
+    await db.execute(
+        "CREATE TABLE orgs (id integer PRIMARY KEY);"
+        "INSERT INTO orgs VALUES (1), (2), (3);"
+        "ALTER TABLE things ADD FOREIGN KEY (org_id) REFERENCES orgs ON DELETE CASCADE ON UPDATE CASCADE;"
+        "INSERT INTO things (id, org_id, name) VALUES (1, 1, 'a'), (2, 1, 'b'), (3, 2, 'c'), (4, 3, 'd')"
+    )
+    await publish_waiting(config)
+    await drain(subscriber)
+    await db.execute("UPDATE orgs SET id = 20 WHERE id = 2")
+    await db.execute("DELETE FROM orgs WHERE id IN (1, 3)")
+    await publish_waiting(config)
+    published = [(e.event, e.rooms, e.args[0], meta_of(e).get("left", False)) for e in await drain(subscriber)]
+    assert sorted(published, key=repr) == [
+        ("d", ("org:1",), {"id": 1}, False),
+        ("d", ("org:1",), {"id": 2}, False),
+        ("d", ("org:2",), {"id": 3}, True),
+        ("d", ("org:3",), {"id": 4}, False),
+        ("u", ("org:20",), {"id": 3, "org_id": 20}, False),
+    ]
+
+
 @pytest.mark.parametrize(
     ("payload", "include_old", "expected_row", "expected_old"),
     [
