@@ -61,6 +61,19 @@ class Line:
     met: bool | None
 
 
+# The reference captures (bench/environment.py) measured beside cdc-sio: not cdc-sio, never "met".
+REFERENCE_LINES = {
+    "1": [
+        ("outbox", "   reference, the issue's straightforward outbox (row trigger, row as jsonb) / no cdc-sio"),
+        ("one_row", "   reference, the least a trigger can log (one constant row, no index) / no cdc-sio"),
+    ],
+    "2": [
+        ("outbox", "   reference, the issue's straightforward outbox (row trigger, row as jsonb) / no cdc-sio"),
+        ("new_rows", "   reference, each new row as json by one statement, no old rows, no index / no cdc-sio"),
+    ],
+}
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -105,6 +118,8 @@ async def run_all(
             lines.append(
                 ratio_line("   same, capture installed, daemon stopped / no cdc-sio", daemon_stopped, tps, "", None)
             )
+            for name, measure in REFERENCE_LINES["1"]:
+                lines.append(ratio_line(measure, Runs(runs.extra[name], runs.baseline), tps, "", None))
             lines.append(
                 Line(
                     "   daemon CPU while publishing (1 core = 1.00) / changes left waiting at the end",
@@ -128,6 +143,8 @@ async def run_all(
                     lambda _, r: r <= 2.5,
                 )
             )
+            for name, measure in REFERENCE_LINES["2"]:
+                lines.append(ratio_line(measure, Runs(runs.extra[name], runs.baseline), "{:.3f} s".format, "", None))
 
         if "3" in only:
             log("3. backlog drain")

@@ -44,6 +44,34 @@ INSERT INTO things (id, org_id, name, secret)
 SELECT g, g % {orgs}, 'thing number ' || g, md5(g::text) FROM generate_series(1, {rows}) g
 """
 
+# Captures that are not cdc-sio, measured beside it so that a run shows what any trigger capture
+# costs on its machine. Each is installed alone, on the table without cdc-sio, as schema bench_ref.
+REFERENCE_CAPTURES = {
+    # The issue's "straightforward implementation": a row trigger writing the row as jsonb to an outbox.
+    "outbox": """
+CREATE TABLE bench_ref.outbox (id bigserial PRIMARY KEY, payload jsonb NOT NULL);
+CREATE FUNCTION bench_ref.capture() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO bench_ref.outbox (payload) VALUES (to_jsonb(NEW) - 'secret'); RETURN NULL; END $$;
+CREATE TRIGGER bench_ref AFTER UPDATE ON things FOR EACH ROW EXECUTE FUNCTION bench_ref.capture()
+""",
+    # The least a trigger can do to log a change: one constant row, in a table without index.
+    "one_row": """
+CREATE TABLE bench_ref.log (n integer);
+CREATE FUNCTION bench_ref.capture() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO bench_ref.log VALUES (1); RETURN NULL; END $$;
+CREATE TRIGGER bench_ref AFTER UPDATE ON things FOR EACH ROW EXECUTE FUNCTION bench_ref.capture()
+""",
+    # The least a capture of bulk statements can do: each new row as json (cheaper than jsonb),
+    # no old rows, in a table without index, by one statement per statement.
+    "new_rows": """
+CREATE TABLE bench_ref.log (row json);
+CREATE FUNCTION bench_ref.capture() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO bench_ref.log SELECT row_to_json(n) FROM new_rows AS n; RETURN NULL; END $$;
+CREATE TRIGGER bench_ref AFTER UPDATE ON things REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bench_ref.capture()
+""",
+}
+
 PEAK_RSS_WRAPPER = """
 import atexit, re, runpy, sys
 def peak():
@@ -96,12 +124,19 @@ class Bench:
     key: str  # the Socket.IO adapter key of this run
 
     async def capture(self, installed: bool) -> None:
-        """Install cdc-sio (schema and triggers) or remove it entirely: the baseline has no trace of it."""
+        """Install cdc-sio (schema and triggers) or remove it entirely: the baseline has no trace of it.
+        Either way, no reference capture stays installed."""
+        await self.db.execute("DROP SCHEMA IF EXISTS bench_ref CASCADE")
         if installed:
             await migrate.migrate(self.db, self.config)
         else:
             await self.forget_fencing_key()
             await migrate.uninstall(self.db)
+
+    async def reference_capture(self, name: str) -> None:
+        """Install one of REFERENCE_CAPTURES alone: cdc-sio's capture is removed."""
+        await self.capture(False)
+        await self.db.execute("CREATE SCHEMA bench_ref;" + REFERENCE_CAPTURES[name])
 
     async def forget_fencing_key(self) -> None:
         """The daemon's fencing key in Redis belongs to the install (its deployment id) it fenced."""

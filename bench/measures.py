@@ -6,11 +6,12 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 
-from bench.environment import Bench
+from bench.environment import REFERENCE_CAPTURES, Bench
 from cdc_sio import publish
 from cdc_sio.encoding import Command, classic_commands
 from cdc_sio.routing import Change, route
@@ -38,7 +39,8 @@ class Runs:
 
 
 async def write_overhead(bench: Bench, runs: int, seconds: float, clients: int = 8) -> Runs:
-    """pgbench single-row UPDATEs: no cdc-sio / capture with the daemon publishing / capture, daemon stopped."""
+    """pgbench single-row UPDATEs: no cdc-sio / capture with the daemon publishing / capture, daemon stopped /
+    the reference captures "outbox" and "one_row"."""
     script = bench.pgbench_script("single_row_update", SINGLE_ROW_UPDATE.format(rows=bench.rows))
     result = Runs()
 
@@ -63,7 +65,15 @@ async def write_overhead(bench: Bench, runs: int, seconds: float, clients: int =
         await bench.checkpoint()
         result.add("triggers_only", (await bench.pgbench(script, clients=clients, seconds=seconds))["tps"])
 
-    variants = [without, with_daemon, triggers_only]
+    def reference(name: str) -> Callable[[], Awaitable[None]]:
+        async def variant() -> None:
+            await bench.reference_capture(name)
+            await bench.checkpoint()
+            result.add(name, (await bench.pgbench(script, clients=clients, seconds=seconds))["tps"])
+
+        return variant
+
+    variants = [without, with_daemon, triggers_only, reference("outbox"), reference("one_row")]
     for run in range(runs):
         for variant in variants if run % 2 == 0 else reversed(variants):
             await variant()
@@ -71,12 +81,17 @@ async def write_overhead(bench: Bench, runs: int, seconds: float, clients: int =
 
 
 async def bulk_update(bench: Bench, runs: int) -> Runs:
-    """Seconds for one UPDATE of every row, without cdc-sio and with capture installed."""
+    """Seconds for one UPDATE of every row: without cdc-sio, with its capture, with the reference
+    captures "outbox" and "new_rows"."""
     result = Runs()
+    ways = ["none", "cdc", "outbox", "new_rows"]
     for run in range(runs):
-        for installed in (False, True) if run % 2 == 0 else (True, False):
-            await bench.capture(installed)
-            if installed:
+        for way in ways if run % 2 == 0 else reversed(ways):
+            if way in REFERENCE_CAPTURES:
+                await bench.reference_capture(way)
+            else:
+                await bench.capture(way == "cdc")
+            if way == "cdc":
                 await bench.clear_log()
             # Like an application's pooled connection, which has run small statements before: the
             # capture's plan is made once per connection, for the first statement's row counts.
@@ -84,7 +99,13 @@ async def bulk_update(bench: Bench, runs: int) -> Runs:
             await bench.checkpoint()
             started = time.perf_counter()
             await bench.db.execute("UPDATE things SET v = v + 1")
-            (result.cdc if installed else result.baseline).append(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            if way == "none":
+                result.baseline.append(seconds)
+            elif way == "cdc":
+                result.cdc.append(seconds)
+            else:
+                result.add(way, seconds)
     return result
 
 
