@@ -188,10 +188,14 @@ async def test_a_row_moving_to_another_room_tells_the_old_room(
         " USING (VALUES (1, 2, 'b'), (2, 1, 'b'), (3, 1, 'c'), (4, 2, 'd')) AS s (id, org_id, name) ON t.id = s.id"
         " WHEN MATCHED THEN UPDATE SET org_id = s.org_id, name = s.name"
         " WHEN NOT MATCHED THEN INSERT (id, org_id, name) VALUES (s.id, s.org_id, s.name)",
+        # Both UPDATEs of one query share its transition tables (row 2's changes nothing).
+        "WITH a AS (UPDATE things SET org_id = 2, name = 'b' WHERE id = 1 RETURNING id),"
+        " b AS (UPDATE things SET name = 'b' WHERE id = 2 RETURNING id)"
+        " INSERT INTO things (id, org_id, name) VALUES (3, 1, 'c'), (4, 2, 'd')",
     ],
-    ids=["upsert", "merge"],
+    ids=["upsert", "merge", "writable-ctes"],
 )
-async def test_upserts_and_merges_are_captured_as_inserts_and_updates(
+async def test_upserts_merges_and_writable_ctes_are_captured_as_inserts_and_updates(
     dsn: str, key: str, db: asyncpg.Connection, subscriber: Subscriber, statement: str
 ) -> None:
     config = make_config(dsn, key, things(rooms=["org:{org_id}"], payload="changes"))
