@@ -110,11 +110,12 @@ class RowType:
 def table_triggers(config: TableConfig, row_type: RowType | None = None) -> TableTriggers:
     """The function and triggers for *config*, on a table whose row is *row_type* (None: unknown).
 
-    A row that holds the json type, whose content jsonb may refuse (``\\u0000``, a lone
-    surrogate), is written as its JSON text inside a jsonb string, so that no value can make the
-    application's write fail. Unless a column is a domain (whose constraints may refuse the nulls
-    that the comparison sets), an UPDATE's old and new rows are compared byte for byte as records,
-    which costs a fraction of comparing them as jsonb.
+    The change log holds each row as JSON text (json), which PostgreSQL writes for less than jsonb.
+    Unless a column is a domain (whose constraints may refuse the nulls that excluded columns and
+    comparisons set), an UPDATE's old and new rows are compared byte for byte as records, which
+    costs a fraction of comparing them as jsonb. A row that holds the json type, whose content
+    jsonb may refuse (``\\u0000``, a lone surrogate), never passes through jsonb, so that no value
+    can make the application's write fail.
     """
     table = config.table
     function = f"cdc_sio.{quote_ident(function_name(table))}"
@@ -182,25 +183,28 @@ class _Shape:
     image_columns: tuple[str, ...] | None  # the table's columns, when rows are compared as records
 
     def row(self, alias: str, whole: str) -> str:
-        """The row as the change log stores it, without the excluded columns; *whole* is the row as
-        one value, *alias* the relation whose columns are the row's."""
+        """The row as the change log stores it, without the excluded columns' values; *whole* is the
+        row as one value, *alias* the relation whose columns are the row's."""
+        nulls = _nulls(self.config.exclude_columns)
+        if self.image_columns is not None:
+            if nulls is None:
+                return f"row_to_json({whole})"
+            # Set to null (the daemon drops them): a row built from the columns named here would
+            # make the application's writes fail once one of them is dropped.
+            return f"row_to_json(jsonb_populate_record({whole}, {nulls}))"
         if self.raw_json_columns is not None:
-            if not self.config.exclude_columns:
-                return f"to_jsonb(row_to_json({whole})::text)"
-            if self.image_columns is not None:
-                # Set to null (the daemon drops them): a row built from the columns named here would
-                # make the application's writes fail once one of them is dropped.
-                nulled = f"jsonb_populate_record({whole}, {_nulls(self.config.exclude_columns)})"
-                return f"to_jsonb(row_to_json({nulled})::text)"
+            if nulls is None:
+                return f"row_to_json({whole})"
             columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
-            return f"to_jsonb((SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)::text)"
+            return f"(SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)"
+        # jsonb, which the checks compare; the log's json column takes it as its text.
         excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
         return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
 
     def changed(self, column: str) -> str:
-        if self.raw_json_columns is not None:  # jsonb may refuse the row: compare records, or text
-            if self.image_columns is not None:
-                return f"NOT {self.same(c for c in self.image_columns if c != column)}"
+        if self.image_columns is not None:
+            return f"NOT {self.same(c for c in self.image_columns if c != column)}"
+        if self.raw_json_columns is not None:  # jsonb may refuse the row: compare text
             return f"new.{quote_ident(column)}::text IS DISTINCT FROM old.{quote_ident(column)}::text"
         key = quote_literal(column)
         return f"j.new_data -> {key} IS DISTINCT FROM j.old_data -> {key}"
@@ -222,7 +226,7 @@ class _Shape:
             where = ["cardinality(m.routes) > 0"]
         head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)"
         if op == "update":
-            old_data = f", {self.row('old', 'o.cdc_sio_old')} AS old_data" if self.keeps_old_jsonb() else ""
+            old_data = f", {self.row('old', 'o.cdc_sio_old')} AS old_data" if self.keeps_old_data() else ""
             unchanged = self.same(self.config.exclude_columns)
             # A statement's old and new rows are paired by position: PostgreSQL adds each updated
             # row's old and new version to the two transition tables one after the other. Pairing
@@ -238,13 +242,10 @@ class _Shape:
                 " ON n.i = o.i",
                 "CROSS JOIN LATERAL (SELECT (n.cdc_sio_new).*) AS new",
                 "CROSS JOIN LATERAL (SELECT (o.cdc_sio_old).*) AS old",
-                # OFFSET 0 keeps each row's jsonb computed once: flattened, every use of j.* recomputes it.
+                # OFFSET 0 keeps each row's JSON computed once: flattened, every use of j.* recomputes it.
                 f"CROSS JOIN LATERAL (SELECT {self.row('new', 'n.cdc_sio_new')} AS new_data{old_data} OFFSET 0) AS j",
                 f"CROSS JOIN LATERAL (SELECT {routes_sql}) AS m",
-                "WHERE "
-                + " AND ".join(
-                    ["j.new_data IS DISTINCT FROM j.old_data" if unchanged is None else f"NOT {unchanged}", *where]
-                ),
+                "WHERE " + " AND ".join([f"NOT {unchanged}" if unchanged is not None else self.data_changed(), *where]),
             ]
         alias = _ROW_ALIAS[op]
         return [
@@ -276,13 +277,17 @@ class _Shape:
             f"jsonb_populate_record(o.cdc_sio_old, {nulls}), false)"
         )
 
-    def keeps_old_jsonb(self) -> bool:
-        """Whether every updated row's old version becomes jsonb: to compare rows, or for a route."""
+    def data_changed(self) -> str:
+        """Whether an UPDATE's logged rows differ, when rows are not compared as records."""
+        if self.raw_json_columns is not None:  # json has no equality: its text does
+            return "j.new_data::text IS DISTINCT FROM j.old_data::text"
+        return "j.new_data IS DISTINCT FROM j.old_data"
+
+    def keeps_old_data(self) -> bool:
+        """Whether every updated row's old version is turned into its logged form: to compare rows,
+        or for a route."""
         routes = self.config.routes_for("update")
-        by_jsonb = self.raw_json_columns is None  # how changed() compares a column, given records
-        return self.image_columns is None or any(
-            r.payload == "changes" or r.include_old or (r.only_when_changed and by_jsonb) for r in routes
-        )
+        return self.image_columns is None or any(r.payload == "changes" or r.include_old for r in routes)
 
     def old_sql(self) -> str:
         """The old row of an UPDATE, kept only when a route needs it: for its payload, or to tell rooms the row left."""
@@ -294,7 +299,7 @@ class _Shape:
         )
         if not room_columns:
             return "NULL"
-        old = "j.old_data" if self.keeps_old_jsonb() else self.row("old", "o.cdc_sio_old")
+        old = "j.old_data" if self.keeps_old_data() else self.row("old", "o.cdc_sio_old")
         if self.image_columns is None:
             return "CASE WHEN " + " OR ".join(self.changed(c) for c in room_columns) + f" THEN {old} END"
         rooms_unchanged = self.same(c for c in self.image_columns if c not in room_columns)

@@ -1,6 +1,6 @@
 """Decode the change log's JSON into values that reach a browser without losing anything.
 
-PostgreSQL's ``to_jsonb`` already gives JSON-friendly values (ISO 8601 dates, nested objects,
+PostgreSQL's ``row_to_json`` already gives JSON-friendly values (ISO 8601 dates, nested objects,
 lists). Two things need care on the way to JavaScript: numbers a JavaScript number cannot hold
 exactly travel as strings with every digit, and bytea columns travel as binary.
 """
@@ -16,13 +16,10 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def decode_row(text: str, binary_columns: Collection[str] = (), excluded: Collection[str] = ()) -> dict[str, Any]:
-    """*text* is a JSON object, or (for tables holding the json type) a JSON string of one, whose
-    *excluded* columns the capture set to null."""
+    """*text* is a JSON object whose *excluded* columns the capture may have set to null."""
     row = _decoder.raw_decode(text)[0]  # PostgreSQL's JSON has no surrounding whitespace to skip
-    if isinstance(row, str):
-        row = _decoder.raw_decode(row)[0]
-        for column in excluded:
-            row.pop(column, None)
+    for column in excluded:
+        row.pop(column, None)
     _exact_integers(row)
     for column in binary_columns:
         value = row.get(column)

@@ -51,7 +51,7 @@ async def test_alembic_upgrade_installs_capture_and_downgrade_removes_it(tmp_pat
         )
         assert [r[0] for r in triggers] == ["cdc_sio_v1_truncate", "cdc_sio_v1_update"]
         applied = await connection.fetch("SELECT version FROM cdc_sio.schema_migrations ORDER BY 1")
-        assert [r[0] for r in applied] == [1, 2, 3, 4]
+        assert [r[0] for r in applied] == [1, 2, 3, 4, 5]
         code = await asyncio.create_subprocess_exec(sys.executable, "-m", "cdc_sio", "check", "--config", str(config))
         assert await asyncio.wait_for(code.wait(), 60) == 0  # the same install as migrate: no drift
 

@@ -228,7 +228,7 @@ async def test_a_row_that_cannot_be_routed_is_parked_and_the_stream_goes_on(
     assert dict(parked) == {
         "table_name": "public.things",
         "op": "update",
-        "data": '{"v": 1, "id": 1, "name": null, "token": null, "secret": null, "importance": 0}',
+        "data": '{"id":1,"name":null,"secret":null,"importance":0,"token":null,"v":1}',
         "reason": "template 'org:{org_id}': the row has no column 'org_id'",
     }
     assert await db.fetchval("SELECT count(*) FROM cdc_sio.changes") == 0

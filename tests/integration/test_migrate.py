@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
-from cdc_sio import migrate, status
+from cdc_sio import daemon, deadletters, migrate, status
 from cdc_sio.errors import ConfigError
-from tests.support import make_config, migrate_database
+from cdc_sio.migrate import migration_step, migrations
+from cdc_sio.pg import sql_file
+from tests.support import Subscriber, make_config, migrate_database, row_of
 
 TRIGGERS = """
 SELECT c.relname || ':' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
@@ -27,6 +31,7 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
             "apply migration 0002_routes",
             "apply migration 0003_daemon_state",
             "apply migration 0004_id_horizon",
+            "apply migration 0005_json_log",
             "install capture on public.things",
         ]
         assert await connection.fetch(TRIGGERS) == [("things:cdc_sio_v1_insert",), ("things:cdc_sio_v1_update",)]
@@ -52,6 +57,43 @@ async def test_migrate_is_idempotent_and_applies_only_what_changed(dsn: str, key
         assert await connection.fetch(TRIGGERS) == []
         assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
         assert await connection.fetchval("SELECT count(*) FROM pg_proc WHERE proname LIKE 'capture_%'") == 0
+    finally:
+        await connection.close()
+
+
+async def test_changes_and_dead_letters_waiting_in_jsonb_are_published_after_the_upgrade_to_json(
+    dsn: str, key: str, subscriber: Subscriber
+) -> None:
+    """Before 0005 the log held jsonb, with the rows of tables holding json as a JSON string of their text."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(sql_file("bootstrap.sql"))
+        for migration in migrations()[:4]:
+            await connection.execute(migration_step(migration).sql)
+        text_row = '{"id": 2, "org_id": 1, "name": "\\u0000 kept"}'  # jsonb refuses this as content
+        await connection.execute(
+            "INSERT INTO cdc_sio.changes (table_name, op, data) VALUES"
+            ' (\'public.things\', \'insert\', \'{"id": 1, "org_id": 1, "name": "a"}\'),'
+            " ('public.things', 'insert', to_jsonb($1::text))",
+            text_row,
+        )
+        await connection.execute(
+            "INSERT INTO cdc_sio.dead_letters (change_id, captured_at, table_name, op, data, reason)"
+            " VALUES (0, now(), 'public.things', 'insert', to_jsonb($1::text), 'parked')",
+            text_row,
+        )
+        config = make_config(dsn, key, THINGS)
+        steps = await migrate_database(config)
+        assert steps[0].description == "apply migration 0005_json_log"
+        assert await connection.fetchval("SELECT data::text FROM cdc_sio.dead_letters") == text_row
+        assert await deadletters.retry_dead_letters(connection, None) == 1
+        await asyncio.wait_for(daemon.run(config, asyncio.Event(), once=True), timeout=30)
+        published = [row_of((await subscriber.next())[1]) for _ in range(3)]
+        assert published == [
+            {"id": 1, "org_id": 1, "name": "a"},
+            {"id": 2, "org_id": 1, "name": "\x00 kept"},
+            {"id": 2, "org_id": 1, "name": "\x00 kept"},
+        ]
     finally:
         await connection.close()
 
@@ -87,7 +129,7 @@ async def test_dry_run_changes_nothing(dsn: str, key: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         steps = await migrate.migrate(connection, make_config(dsn, key, THINGS), dry_run=True)
-        assert len(steps) == 6
+        assert len(steps) == 7
         assert "CREATE TRIGGER cdc_sio_v1_insert" in migrate.render_steps(steps)
         assert await connection.fetchval("SELECT to_regnamespace('cdc_sio')") is None
     finally:
@@ -160,9 +202,9 @@ async def test_hostile_table_and_column_names_are_captured(dsn: str, key: str) -
             "SELECT table_name, data::text, old IS NOT NULL AS old FROM cdc_sio.changes ORDER BY id"
         )
         assert [tuple(row) for row in rows] == [
-            ('Odd; Schema.select "t"', '{"Id": 1, "q\\"\\\\u0000": 0, "drop table x;--": "v"}', False),
-            ('Odd; Schema.select "t"', '{"Id": 1, "q\\"\\\\u0000": 1, "drop table x;--": "v"}', False),
-            ('Odd; Schema.select "t"', '{"Id": 2, "q\\"\\\\u0000": 1, "drop table x;--": "v"}', True),
+            ('Odd; Schema.select "t"', '{"Id":1,"drop table x;--":"v","pass\'word":null,"q\\"\\\\u0000":0}', False),
+            ('Odd; Schema.select "t"', '{"Id":1,"drop table x;--":"v","pass\'word":null,"q\\"\\\\u0000":1}', False),
+            ('Odd; Schema.select "t"', '{"Id":2,"drop table x;--":"v","pass\'word":null,"q\\"\\\\u0000":1}', True),
         ]
     finally:
         await connection.close()

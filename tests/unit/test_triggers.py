@@ -92,17 +92,18 @@ THINGS = RowType(("id", "org_id", "name", "secret", "v"))
 
 
 def test_updates_of_a_known_row_type_are_compared_as_records_with_the_other_columns_nulled() -> None:
-    """No old row as jsonb unless a room column changed; the no-op check ignores the excluded columns."""
+    """No old row logged unless a room column changed; the no-op check ignores the excluded columns,
+    which the logged rows hold as null."""
     config = table(rooms=["org:{org_id}"], exclude_columns=["secret"])
     update = table_triggers(config, THINGS).function_body
     others = """'{"id": null, "name": null, "secret": null, "v": null}'"""
+    secret = """'{"secret": null}'"""
     assert (
         f"CASE WHEN NOT coalesce(jsonb_populate_record(n.cdc_sio_new, {others}) *= "
         f"jsonb_populate_record(o.cdc_sio_old, {others}), false) "
-        "THEN to_jsonb(o.cdc_sio_old) - ARRAY['secret']::text[] END" in update
+        f"THEN row_to_json(jsonb_populate_record(o.cdc_sio_old, {secret})) END" in update
     )
-    assert "(SELECT to_jsonb(n.cdc_sio_new) - ARRAY['secret']::text[] AS new_data OFFSET 0) AS j" in update
-    secret = """'{"secret": null}'"""
+    assert f"(SELECT row_to_json(jsonb_populate_record(n.cdc_sio_new, {secret})) AS new_data OFFSET 0) AS j" in update
     assert (
         f"WHERE NOT coalesce(jsonb_populate_record(n.cdc_sio_new, {secret}) *= "
         f"jsonb_populate_record(o.cdc_sio_old, {secret}), false);\n" in update
@@ -111,23 +112,27 @@ def test_updates_of_a_known_row_type_are_compared_as_records_with_the_other_colu
     assert "WHERE NOT coalesce(n.cdc_sio_new *= o.cdc_sio_old, false);" in plain
 
 
-def test_a_route_that_sends_the_old_row_gets_it_as_jsonb_and_still_compares_records() -> None:
+def test_a_route_that_sends_the_old_row_gets_it_as_json_and_still_compares_records() -> None:
     sql = table_triggers(table(payload="changes"), THINGS).function_body
-    assert "to_jsonb(n.cdc_sio_new) AS new_data, to_jsonb(o.cdc_sio_old) AS old_data OFFSET 0" in sql
+    assert "row_to_json(n.cdc_sio_new) AS new_data, row_to_json(o.cdc_sio_old) AS old_data OFFSET 0" in sql
     assert "'update', j.new_data, j.old_data, m.routes" in sql
     assert "WHERE NOT coalesce(n.cdc_sio_new *= o.cdc_sio_old, false);" in sql
 
 
-def test_rows_with_a_domain_are_compared_as_jsonb_and_rows_with_json_stay_json_text() -> None:
+def test_rows_with_a_domain_are_compared_as_jsonb_and_rows_with_json_never_become_jsonb() -> None:
     domain = table_triggers(table(), RowType(THINGS.columns, has_domain=True)).function_body
     assert domain == table_triggers(table()).function_body
     assert "WHERE j.new_data IS DISTINCT FROM j.old_data;" in domain
     json = table_triggers(table(exclude_columns=["secret"]), RowType(THINGS.columns, has_json=True)).function_body
-    assert "to_jsonb(row_to_json(jsonb_populate_record(n.cdc_sio_new, '{\"secret\": null}'))::text)" in json
-    assert "*=" in json and "cdc_sio_row" not in json  # no column is named
+    assert "row_to_json(jsonb_populate_record(n.cdc_sio_new, '{\"secret\": null}'))" in json
+    assert "*=" in json and "cdc_sio_row" not in json and "to_jsonb" not in json  # no column is named
     both = RowType(THINGS.columns, has_json=True, has_domain=True)
     json_and_domain = table_triggers(table(exclude_columns=["secret"]), both).function_body
     assert "*=" not in json_and_domain and "row_to_json(cdc_sio_row.*)" in json_and_domain
+    assert (
+        "to_jsonb" not in json_and_domain
+        and "WHERE j.new_data::text IS DISTINCT FROM j.old_data::text" in json_and_domain
+    )
 
 
 def test_truncate_gets_its_own_statement_trigger() -> None:
