@@ -226,8 +226,14 @@ class _Shape:
             where = ["cardinality(m.routes) > 0"]
         head = "INSERT INTO cdc_sio.changes (table_name, op, data, old, routes)"
         if op == "update":
-            old_data = f", {self.row('old', 'o.cdc_sio_old')} AS old_data" if self.keeps_old_data() else ""
             unchanged = self.same(self.config.exclude_columns)
+            if unchanged is None:  # the checks compare the logged rows: each is computed once
+                new_data, check = "j.new_data", self.data_changed()
+                rows = f"{self.row('new', 'n.cdc_sio_new')} AS new_data, {self.row('old', 'o.cdc_sio_old')} AS old_data"
+                # OFFSET 0 keeps each row's JSON computed once: flattened, every use of j.* recomputes it.
+                computed = [f"CROSS JOIN LATERAL (SELECT {rows} OFFSET 0) AS j"]
+            else:  # computed in the select list: only for the rows that are logged
+                new_data, check, computed = self.row("new", "n.cdc_sio_new"), f"NOT {unchanged}", []
             # A statement's old and new rows are paired by position: PostgreSQL adds each updated
             # row's old and new version to the two transition tables one after the other. Pairing
             # by key would pair wrongly when the statement changes keys (SET id = id + 10).
@@ -236,16 +242,15 @@ class _Shape:
             # one row, would take quadratic time on a later bulk statement.
             return [
                 head,
-                f"SELECT {_name(config)}, 'update', j.new_data, {self.old_sql()}, m.routes",
+                f"SELECT {_name(config)}, 'update', {new_data}, {self.old_sql()}, m.routes",
                 "FROM (SELECT cdc_sio_new, row_number() OVER () AS i FROM new_rows AS cdc_sio_new) AS n",
                 "FULL JOIN (SELECT cdc_sio_old, row_number() OVER () AS i FROM old_rows AS cdc_sio_old) AS o"
                 " ON n.i = o.i",
                 "CROSS JOIN LATERAL (SELECT (n.cdc_sio_new).*) AS new",
                 "CROSS JOIN LATERAL (SELECT (o.cdc_sio_old).*) AS old",
-                # OFFSET 0 keeps each row's JSON computed once: flattened, every use of j.* recomputes it.
-                f"CROSS JOIN LATERAL (SELECT {self.row('new', 'n.cdc_sio_new')} AS new_data{old_data} OFFSET 0) AS j",
+                *computed,
                 f"CROSS JOIN LATERAL (SELECT {routes_sql}) AS m",
-                "WHERE " + " AND ".join([f"NOT {unchanged}" if unchanged is not None else self.data_changed(), *where]),
+                "WHERE " + " AND ".join([check, *where]),
             ]
         alias = _ROW_ALIAS[op]
         return [
@@ -283,23 +288,17 @@ class _Shape:
             return "j.new_data::text IS DISTINCT FROM j.old_data::text"
         return "j.new_data IS DISTINCT FROM j.old_data"
 
-    def keeps_old_data(self) -> bool:
-        """Whether every updated row's old version is turned into its logged form: to compare rows,
-        or for a route."""
-        routes = self.config.routes_for("update")
-        return self.image_columns is None or any(r.payload == "changes" or r.include_old for r in routes)
-
     def old_sql(self) -> str:
         """The old row of an UPDATE, kept only when a route needs it: for its payload, or to tell rooms the row left."""
         routes = self.config.routes_for("update")
+        old = "j.old_data" if self.image_columns is None else self.row("old", "o.cdc_sio_old")
         if any(r.payload == "changes" or r.include_old for r in routes):
-            return "j.old_data"
+            return old
         room_columns = sorted(
             {c for r in routes for t in (*r.rooms, *r.except_rooms) for c in t.columns if not c.startswith("$")}
         )
         if not room_columns:
             return "NULL"
-        old = "j.old_data" if self.keeps_old_data() else self.row("old", "o.cdc_sio_old")
         if self.image_columns is None:
             return "CASE WHEN " + " OR ".join(self.changed(c) for c in room_columns) + f" THEN {old} END"
         rooms_unchanged = self.same(c for c in self.image_columns if c not in room_columns)
