@@ -185,21 +185,19 @@ class _Shape:
     def row(self, alias: str, whole: str) -> str:
         """The row as the change log stores it, without the excluded columns' values; *whole* is the
         row as one value, *alias* the relation whose columns are the row's."""
+        if self.image_columns is None and self.raw_json_columns is None:
+            # jsonb, which the checks compare; the log's json column takes it as its text.
+            excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
+            return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
         nulls = _nulls(self.config.exclude_columns)
+        if nulls is None:
+            return f"row_to_json({whole})"
         if self.image_columns is not None:
-            if nulls is None:
-                return f"row_to_json({whole})"
             # Set to null (the daemon drops them): a row built from the columns named here would
             # make the application's writes fail once one of them is dropped.
             return f"row_to_json(jsonb_populate_record({whole}, {nulls}))"
-        if self.raw_json_columns is not None:
-            if nulls is None:
-                return f"row_to_json({whole})"
-            columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
-            return f"(SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)"
-        # jsonb, which the checks compare; the log's json column takes it as its text.
-        excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
-        return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
+        columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns or ())
+        return f"(SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)"
 
     def changed(self, column: str) -> str:
         if self.image_columns is not None:
