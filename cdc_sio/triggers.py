@@ -120,11 +120,11 @@ def table_triggers(config: TableConfig, row_type: RowType | None = None) -> Tabl
     table = config.table
     function = f"cdc_sio.{quote_ident(function_name(table))}"
     raw = image = None
-    if row_type is not None and row_type.has_json:
-        raw = tuple(c for c in row_type.columns if c not in config.exclude_columns)
     if row_type is not None and not row_type.has_domain:
         image = row_type.columns
-    shape = _Shape(config, raw, image)
+    elif row_type is not None and row_type.has_json:
+        raw = tuple(c for c in row_type.columns if c not in config.exclude_columns)
+    shape = _Shape(config, image_columns=image, raw_json_columns=raw)
     branches = [(op, shape.capture_sql(op)) for op in config.operations]
     if config.truncate_event is not None:
         branches.append(
@@ -179,24 +179,25 @@ def _name(config: TableConfig) -> str:
 @dataclass(frozen=True, slots=True)
 class _Shape:
     config: TableConfig
-    raw_json_columns: tuple[str, ...] | None  # PostgreSQL parses json when it reads it: never do
     image_columns: tuple[str, ...] | None  # the table's columns, when rows are compared as records
+    # Otherwise, on a table holding json, the columns its rows are built from: jsonb may refuse json.
+    raw_json_columns: tuple[str, ...] | None
 
     def row(self, alias: str, whole: str) -> str:
         """The row as the change log stores it, without the excluded columns' values; *whole* is the
         row as one value, *alias* the relation whose columns are the row's."""
-        if self.image_columns is None and self.raw_json_columns is None:
-            # jsonb, which the checks compare; the log's json column takes it as its text.
-            excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
-            return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
         nulls = _nulls(self.config.exclude_columns)
-        if nulls is None:
-            return f"row_to_json({whole})"
         if self.image_columns is not None:
             # Set to null (the daemon drops them): a row built from the columns named here would
             # make the application's writes fail once one of them is dropped.
-            return f"row_to_json(jsonb_populate_record({whole}, {nulls}))"
-        columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns or ())
+            return f"row_to_json({whole})" if nulls is None else f"row_to_json(jsonb_populate_record({whole}, {nulls}))"
+        if self.raw_json_columns is None:
+            # jsonb, which the checks compare; the log's json column takes it as its text.
+            excluded = ", ".join(quote_literal(column) for column in self.config.exclude_columns)
+            return f"to_jsonb({whole}) - ARRAY[{excluded}]::text[]" if excluded else f"to_jsonb({whole})"
+        if nulls is None:
+            return f"row_to_json({whole})"
+        columns = ", ".join(f"{alias}.{quote_ident(c)}" for c in self.raw_json_columns)
         return f"(SELECT row_to_json(cdc_sio_row.*) FROM (SELECT {columns}) AS cdc_sio_row)"
 
     def changed(self, column: str) -> str:
